@@ -1,0 +1,1 @@
+"""The campaign database: campaigns, steps, groups, attachments and their history."""

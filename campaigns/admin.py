@@ -1,0 +1,24 @@
+from django.contrib import admin
+from guardian.admin import GuardedModelAdmin
+
+from .models import Attachment, Campaign, Group, HistoryEntry, Step, WorkerHeartbeat
+
+
+class StepInline(admin.TabularInline):
+    model = Step
+    extra = 0
+
+
+@admin.register(Campaign)
+class CampaignAdmin(GuardedModelAdmin):
+    list_display = ("name", "campaign_type", "status", "owner", "visibility", "archived", "updated")
+    list_filter = ("campaign_type", "status", "visibility", "archived")
+    search_fields = ("name", "reason")
+    inlines = [StepInline]
+    readonly_fields = ("version", "created", "updated")
+
+
+admin.site.register(Group)
+admin.site.register(Attachment)
+admin.site.register(HistoryEntry)
+admin.site.register(WorkerHeartbeat)

@@ -1,0 +1,82 @@
+"""Enumerations of the campaigns app."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class CampaignType(models.TextChoices):
+    DRP = "drp", "Data release processing"
+    MINI_DRP = "mini-drp", "Mini-DRP"
+    CALIBRATION = "calibration", "Calibration"
+    TEMPLATE = "template", "Template generation"
+    BIWEEKLY = "biweekly", "Bi-weekly"
+    DEVELOPER = "developer", "Developer"
+    COMMISSIONING = "commissioning", "Commissioning"
+    ADHOC = "adhoc", "Ad hoc"
+
+
+class Visibility(models.TextChoices):
+    PUBLIC = "public", "Public (every logged-in user)"
+    STAFF = "staff", "Staff only"
+    PRIVATE = "private", "Private (owner, collaborators, shared)"
+
+
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    READY = "ready", "Ready"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# Which status a person may move a campaign to from each status. The executor
+# (issue "Execution") moves campaigns through the same table.
+STATUS_TRANSITIONS: dict[str, set[str]] = {
+    CampaignStatus.DRAFT: {CampaignStatus.READY, CampaignStatus.CANCELLED},
+    CampaignStatus.READY: {CampaignStatus.DRAFT, CampaignStatus.RUNNING, CampaignStatus.CANCELLED},
+    CampaignStatus.RUNNING: {
+        CampaignStatus.PAUSED,
+        CampaignStatus.SUCCEEDED,
+        CampaignStatus.FAILED,
+        CampaignStatus.CANCELLED,
+    },
+    CampaignStatus.PAUSED: {CampaignStatus.RUNNING, CampaignStatus.CANCELLED},
+    CampaignStatus.FAILED: {CampaignStatus.RUNNING, CampaignStatus.CANCELLED},
+    CampaignStatus.SUCCEEDED: set(),
+    CampaignStatus.CANCELLED: {CampaignStatus.DRAFT},
+}
+
+
+class GroupStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    READY = "ready", "Ready"
+    PREFLIGHT = "preflight", "Preflight"
+    SUBMITTING = "submitting", "Submitting"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    ACCEPTED = "accepted", "Accepted"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+GROUP_DONE_STATES = {GroupStatus.SUCCEEDED, GroupStatus.ACCEPTED}
+
+
+class HistoryAction(models.TextChoices):
+    CREATE = "create", "Created"
+    EDIT = "edit", "Edited"
+    STATUS = "status", "Status changed"
+    ATTACHMENT = "attachment", "Attachment added"
+    ATTACHMENT_DELETE = "attachment-delete", "Attachment removed"
+    ARCHIVE = "archive", "Archived"
+    UNARCHIVE = "unarchive", "Restored"
+    SHARE = "share", "Sharing changed"
+
+
+class WmsPlugin(models.TextChoices):
+    PARSL = "parsl", "Parsl (local)"
+    HTCONDOR = "htcondor", "HTCondor"
+    PANDA = "panda", "PanDA"

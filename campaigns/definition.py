@@ -1,0 +1,373 @@
+"""The campaign definition: one normalised, validated form shared by forms, API, YAML and services.
+
+A definition is a plain dict with the keys of ``DEFINITION_FIELDS`` (and
+``steps``). ``clean_definition`` checks every rule in one place and raises a
+``ValidationError`` whose keys name the field at fault, with dotted paths
+inside structures (``bps.request_memory``, ``links[1].url``,
+``steps[2].depends_on``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+
+from core.lsst_adapter import check_where_syntax
+from core.roles import is_staff_member
+from tagging.models import ButlerRepo
+
+from .choices import CampaignType, Visibility, WmsPlugin
+from .models import Campaign, slug_safe
+
+# Order matters: it is the order of YAML export and of the history diff.
+DEFINITION_FIELDS = (
+    "name",
+    "campaign_type",
+    "reason",
+    "description",
+    "owner",
+    "collaborators",
+    "visibility",
+    "butler_repo",
+    "pipeline",
+    "input_collections",
+    "data_query",
+    "output_collection",
+    "bps",
+    "scope",
+    "links",
+)
+REQUIRED_FIELDS = ("name", "campaign_type", "reason", "butler_repo", "pipeline")
+STEP_FIELDS = ("name", "pipeline_subset", "depends_on", "requires_approval")
+BPS_FIELDS = ("compute_site", "wms", "request_memory", "request_cpus", "extra")
+LINK_FIELDS = ("label", "url")
+
+DEFAULTS: dict[str, Any] = {
+    "description": "",
+    "collaborators": [],
+    "visibility": Visibility.PUBLIC.value,
+    "input_collections": [],
+    "data_query": "",
+    "output_collection": "",
+    "bps": {},
+    "scope": "",
+    "links": [],
+}
+
+_url = URLValidator(schemes=["http", "https"])
+
+
+class _Errors:
+    def __init__(self) -> None:
+        self.errors: dict[str, list[str]] = {}
+
+    def add(self, key: str, message: str) -> None:
+        self.errors.setdefault(key, []).append(message)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise ValidationError(self.errors)
+
+
+def _text(value: Any, key: str, errors: _Errors, *, required: bool = False, max_length: int | None = None) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        errors.add(key, f"Must be text, got {type(value).__name__}.")
+        return ""
+    value = value.strip() if key != "description" else value.rstrip()
+    if required and not value:
+        errors.add(key, "This field is required.")
+    if max_length is not None and len(value) > max_length:
+        errors.add(key, f"At most {max_length} characters (got {len(value)}).")
+    return value
+
+
+def _string_list(value: Any, key: str, errors: _Errors) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [part.strip() for part in value.replace("\n", ",").split(",") if part.strip()]
+    if not isinstance(value, list | tuple):
+        errors.add(key, f"Must be a list of text, got {type(value).__name__}.")
+        return []
+    out: list[str] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            errors.add(f"{key}[{i}]", "Must be non-empty text.")
+            continue
+        if item.strip() in out:
+            errors.add(f"{key}[{i}]", f"{item.strip()!r} is listed twice.")
+            continue
+        out.append(item.strip())
+    return out
+
+
+def _choice(value: Any, key: str, choices, errors: _Errors) -> str:
+    allowed = [c.value for c in choices]
+    if value not in allowed:
+        errors.add(key, f"{value!r} is not one of: {', '.join(allowed)}.")
+        return ""
+    return value
+
+
+def _positive_int(value: Any, key: str, errors: _Errors) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        errors.add(key, "Must be a positive whole number.")
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        errors.add(key, f"Must be a positive whole number, got {value!r}.")
+        return None
+    if number <= 0:
+        errors.add(key, f"Must be a positive whole number, got {number}.")
+        return None
+    return number
+
+
+def _bps(value: Any, errors: _Errors) -> dict:
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, Mapping):
+        errors.add("bps", "Must be a mapping with keys " + ", ".join(BPS_FIELDS) + ".")
+        return {}
+    out: dict[str, Any] = {}
+    for key in value:
+        if key not in BPS_FIELDS:
+            errors.add(f"bps.{key}", f"Unknown key; allowed: {', '.join(BPS_FIELDS)}.")
+    if value.get("compute_site") not in (None, ""):
+        site = _text(value["compute_site"], "bps.compute_site", errors, max_length=100)
+        if site:
+            out["compute_site"] = site
+    if value.get("wms") not in (None, ""):
+        wms = _choice(value["wms"], "bps.wms", WmsPlugin, errors)
+        if wms:
+            out["wms"] = wms
+    for key in ("request_memory", "request_cpus"):
+        number = _positive_int(value.get(key), f"bps.{key}", errors)
+        if number is not None:
+            out[key] = number
+    extra = value.get("extra")
+    if extra not in (None, {}, ""):
+        if not isinstance(extra, Mapping) or not all(isinstance(k, str) for k in extra):
+            errors.add("bps.extra", "Must be a mapping of BPS option names to values.")
+        else:
+            out["extra"] = {k: extra[k] for k in sorted(extra)}
+    return {k: out[k] for k in BPS_FIELDS if k in out}
+
+
+def _links(value: Any, errors: _Errors) -> list[dict[str, str]]:
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list | tuple):
+        errors.add("links", "Must be a list of {label, url}.")
+        return []
+    out = []
+    for i, link in enumerate(value):
+        if not isinstance(link, Mapping):
+            errors.add(f"links[{i}]", "Must be a mapping with 'label' and 'url'.")
+            continue
+        for key in link:
+            if key not in LINK_FIELDS:
+                errors.add(f"links[{i}].{key}", "Unknown key; allowed: label, url.")
+        label = _text(link.get("label"), f"links[{i}].label", errors, required=True, max_length=100)
+        url = _text(link.get("url"), f"links[{i}].url", errors, required=True, max_length=1000)
+        if url:
+            try:
+                _url(url)
+            except ValidationError:
+                errors.add(f"links[{i}].url", f"{url!r} is not an http(s) URL.")
+        out.append({"label": label, "url": url})
+    return out
+
+
+def _users(usernames: list[str], key: str, errors: _Errors, *, must_be_staff: bool = False) -> list:
+    User = get_user_model()
+    found = {u.username: u for u in User.objects.filter(username__in=usernames, is_active=True)}
+    users = []
+    for i, name in enumerate(usernames):
+        user = found.get(name)
+        at = key if key == "owner" else f"{key}[{i}]"
+        if user is None:
+            errors.add(at, f"No active user {name!r}.")
+        elif must_be_staff and not is_staff_member(user):
+            errors.add(at, f"{name!r} is not a staff member; only staff can own campaigns.")
+        else:
+            users.append(user)
+    return users
+
+
+def _steps(value: Any, errors: _Errors) -> list[dict[str, Any]]:
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list | tuple):
+        errors.add("steps", "Must be a list of steps.")
+        return []
+    out: list[dict[str, Any]] = []
+    seen: list[str] = []
+    for i, step in enumerate(value):
+        key = f"steps[{i}]"
+        if not isinstance(step, Mapping):
+            errors.add(key, "Must be a mapping with at least 'name'.")
+            continue
+        for field in step:
+            if field not in STEP_FIELDS:
+                errors.add(f"{key}.{field}", f"Unknown key; allowed: {', '.join(STEP_FIELDS)}.")
+        name = _text(step.get("name"), f"{key}.name", errors, required=True, max_length=100)
+        if name:
+            try:
+                slug_safe(name)
+            except ValidationError as exc:
+                errors.add(f"{key}.name", exc.messages[0])
+            if name in seen:
+                errors.add(f"{key}.name", f"Another step is already named {name!r}.")
+        depends = _string_list(step.get("depends_on"), f"{key}.depends_on", errors)
+        for dep in depends:
+            if dep == name:
+                errors.add(f"{key}.depends_on", "A step cannot depend on itself.")
+            elif dep not in seen:
+                errors.add(
+                    f"{key}.depends_on",
+                    f"{dep!r} is not an earlier step; steps may only depend on steps listed before them.",
+                )
+        approval = step.get("requires_approval", False)
+        if not isinstance(approval, bool):
+            errors.add(f"{key}.requires_approval", "Must be true or false.")
+            approval = False
+        out.append(
+            {
+                "name": name,
+                "pipeline_subset": _text(step.get("pipeline_subset"), f"{key}.pipeline_subset", errors, max_length=200),
+                "depends_on": depends,
+                "requires_approval": approval,
+            }
+        )
+        seen.append(name)
+    return out
+
+
+def clean_definition(
+    data: Mapping[str, Any], *, instance: Campaign | None = None, allow_unknown: bool = False
+) -> dict[str, Any]:
+    """Validate a complete definition and return it normalised.
+
+    Usernames become ``User`` objects under ``owner``/``collaborators``; the
+    repo label stays a label. Raises ``ValidationError`` naming every field at fault.
+    """
+    errors = _Errors()
+    if not allow_unknown:
+        for key in data:
+            if key not in DEFINITION_FIELDS and key != "steps":
+                errors.add(key, f"Unknown field {key!r}.")
+    merged = {**DEFAULTS, **{k: v for k, v in data.items() if v is not None}}
+    for field in REQUIRED_FIELDS:
+        if merged.get(field) in (None, ""):
+            errors.add(field, "This field is required.")
+
+    out: dict[str, Any] = {}
+    name = _text(merged.get("name"), "name", errors, max_length=100)
+    if name:
+        try:
+            slug_safe(name)
+        except ValidationError as exc:
+            errors.add("name", exc.messages[0])
+        clash = Campaign.objects.filter(name__iexact=name)
+        if instance is not None:
+            clash = clash.exclude(pk=instance.pk)
+        if clash.exists():
+            errors.add("name", f"A campaign named {name!r} already exists.")
+    out["name"] = name
+    if merged.get("campaign_type"):
+        out["campaign_type"] = _choice(merged["campaign_type"], "campaign_type", CampaignType, errors)
+    out["reason"] = _text(merged.get("reason"), "reason", errors)
+    out["description"] = _text(merged.get("description"), "description", errors, max_length=100_000)
+    out["visibility"] = _choice(merged.get("visibility"), "visibility", Visibility, errors)
+
+    repo_label = _text(merged.get("butler_repo"), "butler_repo", errors)
+    if repo_label and not ButlerRepo.objects.filter(label=repo_label).exists():
+        known = ", ".join(ButlerRepo.objects.values_list("label", flat=True)) or "none configured"
+        errors.add("butler_repo", f"Unknown Butler repo {repo_label!r} (known: {known}).")
+    out["butler_repo"] = repo_label
+
+    out["pipeline"] = _text(merged.get("pipeline"), "pipeline", errors, max_length=1024)
+    out["input_collections"] = _string_list(merged.get("input_collections"), "input_collections", errors)
+    out["data_query"] = _text(merged.get("data_query"), "data_query", errors, max_length=100_000)
+    if out["data_query"]:
+        problem = check_where_syntax(out["data_query"])
+        if problem is not None:
+            errors.add("data_query", f"Not a valid Butler 'where' expression: {problem.message}")
+    out["output_collection"] = _text(merged.get("output_collection"), "output_collection", errors, max_length=512)
+    if any(ch.isspace() for ch in out["output_collection"]):
+        errors.add("output_collection", "A collection name cannot contain spaces.")
+    out["bps"] = _bps(merged.get("bps"), errors)
+    out["scope"] = _text(merged.get("scope"), "scope", errors, max_length=100_000)
+    out["links"] = _links(merged.get("links"), errors)
+
+    owner = merged.get("owner")
+    if owner is not None and not isinstance(owner, str):
+        owner = getattr(owner, "username", owner)
+    if owner:
+        owners = _users([owner], "owner", errors, must_be_staff=True)
+        out["owner"] = owners[0] if owners else None
+    collaborators = merged.get("collaborators") or []
+    collaborators = (
+        [getattr(c, "username", c) for c in collaborators] if isinstance(collaborators, list) else collaborators
+    )
+    collab_names = _string_list(collaborators, "collaborators", errors)
+    out["collaborators"] = _users(collab_names, "collaborators", errors)
+    if "steps" in data:
+        out["steps"] = _steps(data.get("steps"), errors)
+    errors.raise_if_any()
+    return out
+
+
+def snapshot(campaign: Campaign) -> dict[str, Any]:
+    """The campaign's definition as plain data (usernames, labels), in ``DEFINITION_FIELDS`` order plus steps."""
+    steps = list(campaign.steps.all().prefetch_related("depends_on"))
+    return {
+        "name": campaign.name,
+        "campaign_type": campaign.campaign_type,
+        "reason": campaign.reason,
+        "description": campaign.description,
+        "owner": campaign.owner.username,
+        "collaborators": sorted(u.username for u in campaign.collaborators.all()),
+        "visibility": campaign.visibility,
+        "butler_repo": campaign.butler_repo_id,
+        "pipeline": campaign.pipeline,
+        "input_collections": list(campaign.input_collections),
+        "data_query": campaign.data_query,
+        "output_collection": campaign.output_collection,
+        "bps": dict(campaign.bps),
+        "scope": campaign.scope,
+        "links": list(campaign.links),
+        "steps": [
+            {
+                "name": s.name,
+                "pipeline_subset": s.pipeline_subset,
+                "depends_on": [d.name for d in sorted(s.depends_on.all(), key=lambda d: d.position)],
+                "requires_approval": s.requires_approval,
+            }
+            for s in steps
+        ],
+    }
+
+
+def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """Field-level differences ``{field: [old, new]}`` between two snapshots."""
+    return {key: [old.get(key), new.get(key)] for key in new if old.get(key) != new.get(key)}
+
+
+def as_snapshot(clean: Mapping[str, Any], *, previous: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``snapshot`` will return once ``clean`` (output of ``clean_definition``) is saved."""
+    out = {key: clean[key] for key in DEFINITION_FIELDS if key in clean}
+    out["owner"] = clean["owner"].username if clean.get("owner") else previous.get("owner")
+    out["collaborators"] = sorted(u.username for u in clean.get("collaborators", []))
+    out["steps"] = clean["steps"] if "steps" in clean else previous.get("steps", [])
+    return out

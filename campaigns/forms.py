@@ -1,0 +1,238 @@
+"""Web forms. They turn form fields into a definition dict and put service errors back on their fields."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+from django import forms
+from django.contrib.auth import get_user_model
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db.models import Q
+
+from core.roles import STAFF_GROUP
+from tagging.models import ButlerRepo
+
+from .choices import CampaignStatus, CampaignType, Visibility, WmsPlugin
+from .definition import snapshot
+from .models import Campaign
+
+
+def models_q_staff() -> Q:
+    return Q(is_superuser=True) | Q(groups__name=STAFF_GROUP)
+
+
+class CampaignForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="Unique; letters, digits, '-', '_', '.'.")
+    campaign_type = forms.ChoiceField(choices=CampaignType.choices, label="Type")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), help_text="Why this campaign exists.")
+    description = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 5}), help_text="Markdown; rendered safely."
+    )
+    owner = forms.ModelChoiceField(queryset=get_user_model().objects.none(), to_field_name="username", required=False)
+    collaborators = forms.ModelMultipleChoiceField(
+        queryset=get_user_model().objects.none(),
+        to_field_name="username",
+        required=False,
+        widget=forms.SelectMultiple(attrs={"size": 4}),
+        help_text="Collaborators may edit the campaign.",
+    )
+    visibility = forms.ChoiceField(choices=Visibility.choices)
+    butler_repo = forms.ModelChoiceField(queryset=ButlerRepo.objects.all(), to_field_name="label", label="Butler repo")
+    pipeline = forms.CharField(max_length=1024, help_text="URI of a pipeline YAML, optionally with '#subset'.")
+    input_collections = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="One collection per line."
+    )
+    data_query = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "class": "mono"}),
+        label="Data query",
+        help_text="A Butler 'where' expression, e.g. instrument = 'DemoCam' AND band IN ('g', 'r').",
+    )
+    output_collection = forms.CharField(required=False, max_length=512)
+    bps_compute_site = forms.CharField(required=False, label="Compute site", max_length=100)
+    bps_wms = forms.ChoiceField(required=False, choices=[("", "—"), *WmsPlugin.choices], label="WMS plugin")
+    bps_request_memory = forms.IntegerField(required=False, min_value=1, label="Request memory (MB)")
+    bps_request_cpus = forms.IntegerField(required=False, min_value=1, label="Request CPUs")
+    bps_extra = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
+        label="Extra BPS options",
+        help_text="YAML mapping, e.g. 'numberOfRetries: 2'.",
+    )
+    scope = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Tracts, nights, exposure ranges."
+    )
+    links = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
+        help_text="One per line: label | https://…",
+    )
+    comment = forms.CharField(required=False, max_length=1000, help_text="Why this change (kept in the history).")
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        User = get_user_model()
+        self.fields["owner"].queryset = (
+            User.objects.filter(models_q_staff(), is_active=True).distinct().order_by("username")
+        )
+        self.fields["collaborators"].queryset = User.objects.filter(is_active=True).order_by("username")
+
+    @staticmethod
+    def initial_from(campaign: Campaign) -> dict[str, Any]:
+        data = snapshot(campaign)
+        bps = data.pop("bps")
+        data.pop("steps")
+        return {
+            **data,
+            "input_collections": "\n".join(data["input_collections"]),
+            "links": "\n".join(f"{link['label']} | {link['url']}" for link in data["links"]),
+            "bps_compute_site": bps.get("compute_site", ""),
+            "bps_wms": bps.get("wms", ""),
+            "bps_request_memory": bps.get("request_memory"),
+            "bps_request_cpus": bps.get("request_cpus"),
+            "bps_extra": yaml.safe_dump(bps["extra"], sort_keys=True).strip() if bps.get("extra") else "",
+            "version": campaign.version,
+        }
+
+    def clean_bps_extra(self):
+        text = self.cleaned_data["bps_extra"].strip()
+        if not text:
+            return {}
+        try:
+            value = yaml.safe_load(text)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            raise ValidationError(
+                f"Not valid YAML at line {mark.line + 1}, column {mark.column + 1}: {exc.problem}."
+            ) from exc
+        if not isinstance(value, dict):
+            raise ValidationError("Must be a YAML mapping of option: value.")
+        return value
+
+    def clean_links(self):
+        links = []
+        for number, line in enumerate(self.cleaned_data["links"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            if "|" not in line:
+                raise ValidationError(f"Line {number}: write 'label | url'.")
+            label, url = (part.strip() for part in line.split("|", 1))
+            links.append({"label": label, "url": url})
+        return links
+
+    def clean_input_collections(self):
+        return [line.strip() for line in re.split(r"[\n,]", self.cleaned_data["input_collections"]) if line.strip()]
+
+    def to_definition(self) -> dict[str, Any]:
+        d = self.cleaned_data
+        bps = {
+            "compute_site": d["bps_compute_site"],
+            "wms": d["bps_wms"],
+            "request_memory": d["bps_request_memory"],
+            "request_cpus": d["bps_request_cpus"],
+            "extra": d["bps_extra"],
+        }
+        return {
+            "name": d["name"],
+            "campaign_type": d["campaign_type"],
+            "reason": d["reason"],
+            "description": d["description"],
+            "owner": d["owner"].username if d.get("owner") else None,
+            "collaborators": [u.username for u in d["collaborators"]],
+            "visibility": d["visibility"],
+            "butler_repo": d["butler_repo"].label,
+            "pipeline": d["pipeline"],
+            "input_collections": d["input_collections"],
+            "data_query": d["data_query"],
+            "output_collection": d["output_collection"],
+            "bps": {k: v for k, v in bps.items() if v not in (None, "", {})},
+            "scope": d["scope"],
+            "links": d["links"],
+        }
+
+
+class StepForm(forms.Form):
+    name = forms.CharField(max_length=100, required=False)
+    pipeline_subset = forms.CharField(max_length=200, required=False, label="Pipeline subset")
+    depends_on = forms.CharField(required=False, help_text="Earlier step names, comma-separated.")
+    requires_approval = forms.BooleanField(required=False, label="Needs approval")
+
+    def to_step(self) -> dict[str, Any] | None:
+        d = self.cleaned_data
+        if not d.get("name"):
+            return None
+        return {
+            "name": d["name"].strip(),
+            "pipeline_subset": d.get("pipeline_subset", ""),
+            "depends_on": [p.strip() for p in d.get("depends_on", "").split(",") if p.strip()],
+            "requires_approval": bool(d.get("requires_approval")),
+        }
+
+
+StepFormSet = forms.formset_factory(StepForm, extra=2, can_delete=True, max_num=100)
+
+
+def step_initial(campaign: Campaign | None) -> list[dict[str, Any]]:
+    if campaign is None:
+        return []
+    return [{**step, "depends_on": ", ".join(step["depends_on"])} for step in snapshot(campaign)["steps"]]
+
+
+_STEP_KEY = re.compile(r"^steps\[(\d+)\]\.(\w+)$")
+
+
+def apply_service_errors(error: ValidationError, form: CampaignForm, formset, step_index_map: list[int]) -> None:
+    """Put a service ValidationError back on the form field (or step row) it names."""
+    errors = error.message_dict if hasattr(error, "error_dict") else {"__all__": error.messages}
+    for key, messages in errors.items():
+        m = _STEP_KEY.match(key)
+        if m and formset is not None:
+            index, field = int(m.group(1)), m.group(2)
+            if index < len(step_index_map):
+                target = formset.forms[step_index_map[index]]
+                for message in messages:
+                    target.add_error(field if field in target.fields else None, message)
+                continue
+        base = re.split(r"[.\[]", key, maxsplit=1)[0]
+        if key.startswith("bps."):
+            base = "bps_" + key.split(".")[1]
+            base = base if base in form.fields else "bps_extra"
+        field = base if base in form.fields else None
+        for message in messages:
+            plain = field == key or (field is None and key == NON_FIELD_ERRORS)
+            form.add_error(field, message if plain else f"{key}: {message}")
+
+
+class CloneForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="Name of the new campaign.")
+    comment = forms.CharField(required=False, max_length=1000)
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(help_text="A campaign YAML file (as exported).", required=False)
+    yaml = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 12, "class": "mono"}), label="…or paste YAML"
+    )
+
+
+class StatusForm(forms.Form):
+    status = forms.ChoiceField(choices=CampaignStatus.choices)
+    comment = forms.CharField(required=False, max_length=1000)
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+
+class AttachmentForm(forms.Form):
+    file = forms.FileField()
+    description = forms.CharField(required=False, max_length=300)
+
+
+class ShareForm(forms.Form):
+    username = forms.CharField(required=False, max_length=150)
+    group = forms.CharField(required=False, max_length=150)
+    permission = forms.ChoiceField(choices=[("view", "view"), ("change", "edit")])
+    grant = forms.TypedChoiceField(
+        choices=[("1", "share"), ("0", "stop sharing")], coerce=lambda v: v == "1", initial="1"
+    )

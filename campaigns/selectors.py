@@ -1,0 +1,120 @@
+"""Every permission-aware read of the campaign database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.http import Http404
+
+from .choices import GroupStatus
+from .models import CHANGE, VIEW, Attachment, Campaign, Group, HistoryEntry, Step
+
+
+def campaign_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Campaign]:
+    """Campaigns ``user`` may view, filtered by the shared FilterSet, with what a list row shows."""
+    from .filtersets import CampaignFilterSet
+
+    qs = (
+        Campaign.objects.restrict(user, VIEW)
+        .select_related("owner", "butler_repo")
+        .annotate(
+            group_count=Count("steps__groups", distinct=True),
+            groups_done=Count(
+                "steps__groups",
+                filter=Q(steps__groups__status__in=[GroupStatus.SUCCEEDED, GroupStatus.ACCEPTED]),
+                distinct=True,
+            ),
+        )
+    )
+    filterset = CampaignFilterSet(filters or {}, queryset=qs)
+    if not filterset.is_valid():
+        from django.core.exceptions import ValidationError
+
+        raise ValidationError(filterset.errors.get_json_data())
+    return filterset.qs
+
+
+def access_campaign(user, pk: int | str, action: str = VIEW, *, for_update: bool = False) -> Campaign:
+    """The campaign, if ``user`` may ``action`` it: 404 if they may not even see it, 403 if only not change it."""
+    try:
+        pk = int(pk)
+    except (TypeError, ValueError):
+        raise Http404("No such campaign.") from None
+    visible = Campaign.objects.restrict(user, VIEW).filter(pk=pk)
+    if action == VIEW:
+        campaign = visible.select_related("owner", "definer", "butler_repo").first()
+        if campaign is None:
+            raise Http404("No such campaign.")
+        return campaign
+    editable = Campaign.objects.restrict(user, CHANGE).filter(pk=pk)
+    if for_update:
+        editable = editable.select_for_update(of=("self",))
+    campaign = editable.select_related("owner", "definer", "butler_repo").first()
+    if campaign is None:
+        if not visible.exists():
+            raise Http404("No such campaign.")
+        raise PermissionDenied("You may view this campaign but not change it.")
+    return campaign
+
+
+def campaign_by_name(*, user, name: str) -> Campaign:
+    campaign = Campaign.objects.restrict(user, VIEW).filter(name=name).only("pk").first()
+    if campaign is None:
+        raise Http404(f"No campaign named {name!r}.")
+    return access_campaign(user, campaign.pk, VIEW)
+
+
+def campaign_can_change(user, campaign: Campaign) -> bool:
+    return Campaign.objects.restrict(user, CHANGE).filter(pk=campaign.pk).exists()
+
+
+def campaign_steps(*, campaign: Campaign) -> list[Step]:
+    """Steps in order with their dependencies and groups, and per-step group counts."""
+    steps = list(
+        Step.objects.filter(campaign=campaign)
+        .prefetch_related("depends_on", Prefetch("groups", queryset=Group.objects.order_by("position", "name")))
+        .order_by("position")
+    )
+    for step in steps:
+        groups = list(step.groups.all())
+        counts = {state: sum(1 for g in groups if g.status == state) for state in GroupStatus.values}
+        step.group_counts = counts  # type: ignore[attr-defined]
+        step.group_total = len(groups)  # type: ignore[attr-defined]
+    return steps
+
+
+def campaign_progress(*, campaign: Campaign) -> dict[str, Any]:
+    """Counts of groups by state across the campaign, and the share that is done (succeeded or accepted)."""
+    rows = Group.objects.filter(step__campaign=campaign).values("status").annotate(n=Count("pk"))
+    counts = {state: 0 for state in GroupStatus.values}
+    for row in rows:
+        counts[row["status"]] = row["n"]
+    total = sum(counts.values())
+    done = counts[GroupStatus.SUCCEEDED] + counts[GroupStatus.ACCEPTED]
+    failed = counts[GroupStatus.FAILED]
+    return {
+        "counts": counts,
+        "total": total,
+        "done": done,
+        "failed": failed,
+        "percent_done": round(100 * done / total) if total else 0,
+        "percent_failed": round(100 * failed / total) if total else 0,
+    }
+
+
+def campaign_history(*, campaign: Campaign) -> QuerySet[HistoryEntry]:
+    return campaign.history.select_related("actor").order_by("-at", "-pk")
+
+
+def campaign_attachments(*, campaign: Campaign) -> QuerySet[Attachment]:
+    return campaign.attachments.select_related("uploaded_by").order_by("-uploaded")
+
+
+def attachment_for_download(*, user, campaign_id: int, attachment_id: int) -> Attachment:
+    campaign = access_campaign(user, campaign_id, VIEW)
+    attachment = campaign.attachments.filter(pk=attachment_id).first()
+    if attachment is None:
+        raise Http404("No such attachment.")
+    return attachment

@@ -1,0 +1,21 @@
+from django.urls import path
+
+from . import views
+
+app_name = "campaigns"
+
+urlpatterns = [
+    path("", views.campaign_list, name="list"),
+    path("new/", views.campaign_create, name="create"),
+    path("import/", views.campaign_import, name="import"),
+    path("<int:pk>/", views.campaign_detail, name="detail"),
+    path("<int:pk>/edit/", views.campaign_edit, name="edit"),
+    path("<int:pk>/clone/", views.campaign_clone, name="clone"),
+    path("<int:pk>/export/", views.campaign_export, name="export"),
+    path("<int:pk>/status/", views.campaign_status, name="status"),
+    path("<int:pk>/archive/", views.campaign_archive, name="archive"),
+    path("<int:pk>/share/", views.campaign_share, name="share"),
+    path("<int:pk>/attachments/", views.attachment_upload, name="attachment-upload"),
+    path("<int:pk>/attachments/<int:attachment_id>/", views.attachment_download, name="attachment-download"),
+    path("<int:pk>/attachments/<int:attachment_id>/delete/", views.attachment_delete, name="attachment-delete"),
+]

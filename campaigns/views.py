@@ -1,0 +1,325 @@
+"""Web pages for campaigns: thin views over services and selectors."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from core.errors import ConflictError
+from core.roles import is_staff_member
+
+from . import selectors, services
+from .api.views import attachment_response
+from .choices import STATUS_TRANSITIONS
+from .filtersets import CampaignFilterSet
+from .forms import (
+    AttachmentForm,
+    CampaignForm,
+    CloneForm,
+    ImportForm,
+    ShareForm,
+    StatusForm,
+    StepFormSet,
+    apply_service_errors,
+    step_initial,
+)
+from .models import CHANGE, VIEW
+from .yaml_io import campaign_to_yaml
+
+PAGE_SIZE = 25
+
+
+def _require_staff(request: HttpRequest) -> None:
+    if not is_staff_member(request.user):
+        raise PermissionDenied("Only staff members can do this.")
+
+
+def _error_text(error: ValidationError) -> str:
+    if hasattr(error, "error_dict"):
+        return "; ".join(
+            f"{k}: {' '.join(v)}" if k != "__all__" else " ".join(v) for k, v in error.message_dict.items()
+        )
+    return " ".join(error.messages)
+
+
+_COLUMNS = [
+    ("name", "Name", "name"),
+    ("type", "Type", "type"),
+    ("status", "Status", "status"),
+    ("progress", "Progress", None),
+    ("owner", "Owner", "owner"),
+    ("repo", "Repo", None),
+    ("updated", "Updated", "updated"),
+]
+
+
+def _sort_columns(request: HttpRequest, current: str) -> list[dict]:
+    """Table headers whose links flip the sort order of their column, keeping the other filters."""
+    columns = []
+    for key, label, sort_key in _COLUMNS:
+        column = {"key": key, "label": label, "url": None, "active": False, "arrow": ""}
+        if sort_key:
+            active = current.lstrip("-") == sort_key
+            descending = current.startswith("-")
+            params = request.GET.copy()
+            params.pop("page", None)
+            params["sort"] = (sort_key if descending else f"-{sort_key}") if active else sort_key
+            column.update(url=f"?{params.urlencode()}", active=active, arrow="▼" if descending else "▲")
+        columns.append(column)
+    return columns
+
+
+def campaign_list(request: HttpRequest) -> HttpResponse:
+    filterset = CampaignFilterSet(request.GET or None)
+    try:
+        qs = selectors.campaign_list(user=request.user, filters=request.GET)
+    except ValidationError:
+        qs = selectors.campaign_list(user=request.user, filters={})
+        messages.error(request, "Some filters were not valid and were ignored.")
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "campaigns/list.html",
+        {
+            "filter": filterset,
+            "page": page,
+            "sort": request.GET.get("sort", "-updated"),
+            "columns": _sort_columns(request, request.GET.get("sort", "-updated")),
+            "active": "campaigns",
+        },
+    )
+
+
+def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = selectors.access_campaign(request.user, pk, VIEW)
+    can_edit = selectors.campaign_can_change(request.user, campaign)
+    history = Paginator(selectors.campaign_history(campaign=campaign), 50).get_page(request.GET.get("history_page"))
+    context = {
+        "campaign": campaign,
+        "can_edit": can_edit,
+        "steps": selectors.campaign_steps(campaign=campaign),
+        "progress": selectors.campaign_progress(campaign=campaign),
+        "history": history,
+        "attachments": selectors.campaign_attachments(campaign=campaign),
+        "collaborators": campaign.collaborators.order_by("username"),
+        "next_statuses": sorted(STATUS_TRANSITIONS[campaign.status]) if can_edit else [],
+        "attachment_form": AttachmentForm() if can_edit else None,
+        "share_form": ShareForm() if can_edit else None,
+        "active": "campaigns",
+    }
+    return render(request, "campaigns/detail.html", context)
+
+
+def _steps_from(formset) -> tuple[list[dict], list[int]]:
+    steps, index_map = [], []
+    for i, form in enumerate(formset.forms):
+        if form.cleaned_data.get("DELETE"):
+            continue
+        step = form.to_step()
+        if step is not None:
+            steps.append(step)
+            index_map.append(i)
+    return steps, index_map
+
+
+def _campaign_form_page(request: HttpRequest, *, campaign=None, initial=None, title: str, submit: str) -> HttpResponse:
+    """The create/edit form: one page for both, validated by the services."""
+    if request.method == "POST":
+        form = CampaignForm(request.POST)
+        formset = StepFormSet(request.POST, prefix="steps")
+        if form.is_valid() and formset.is_valid():
+            definition = form.to_definition()
+            steps, index_map = _steps_from(formset)
+            definition["steps"] = steps
+            comment = form.cleaned_data["comment"]
+            try:
+                if campaign is None:
+                    saved = services.campaign_create(user=request.user, data=definition, comment=comment)
+                    messages.success(request, f"Campaign {saved.name} was created.")
+                else:
+                    saved = services.campaign_update(
+                        user=request.user,
+                        campaign_id=campaign.pk,
+                        version=form.cleaned_data["version"],
+                        data=definition,
+                        comment=comment,
+                    )
+                    if saved.version == campaign.version:
+                        messages.info(request, "Nothing changed.")
+                    else:
+                        messages.success(request, f"Campaign {saved.name} was saved (version {saved.version}).")
+                return redirect("campaigns:detail", pk=saved.pk)
+            except ConflictError as exc:
+                form.add_error(None, str(exc))
+            except ValidationError as exc:
+                apply_service_errors(exc, form, formset, index_map)
+        messages.error(request, "The campaign was not saved: please correct the fields marked below.")
+    else:
+        form = CampaignForm(initial=initial or {})
+        formset = StepFormSet(
+            prefix="steps", initial=step_initial(campaign) if campaign else (initial or {}).get("steps", [])
+        )
+    return render(
+        request,
+        "campaigns/form.html",
+        {
+            "form": form,
+            "formset": formset,
+            "campaign": campaign,
+            "title": title,
+            "submit": submit,
+            "active": "campaigns",
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def campaign_create(request: HttpRequest) -> HttpResponse:
+    _require_staff(request)
+    initial = {"owner": request.user.username, "visibility": "public", "campaign_type": "mini-drp"}
+    return _campaign_form_page(request, initial=initial, title="New campaign", submit="Create campaign")
+
+
+@require_http_methods(["GET", "POST"])
+def campaign_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = selectors.access_campaign(request.user, pk, CHANGE)
+    return _campaign_form_page(
+        request,
+        campaign=campaign,
+        initial=CampaignForm.initial_from(campaign),
+        title=f"Edit {campaign.name}",
+        submit="Save changes",
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def campaign_clone(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_staff(request)
+    source = selectors.access_campaign(request.user, pk, VIEW)
+    form = CloneForm(request.POST or None, initial={"name": f"{source.name}-copy"})
+    if request.method == "POST" and form.is_valid():
+        try:
+            clone = services.campaign_clone(user=request.user, campaign_id=source.pk, **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error("name" if "name" in getattr(exc, "message_dict", {}) else None, _error_text(exc))
+        else:
+            messages.success(request, f"Campaign {clone.name} was created as a copy of {source.name}.")
+            return redirect("campaigns:detail", pk=clone.pk)
+    return render(request, "campaigns/clone.html", {"form": form, "source": source, "active": "campaigns"})
+
+
+@require_http_methods(["GET", "POST"])
+def campaign_import(request: HttpRequest) -> HttpResponse:
+    _require_staff(request)
+    form = ImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data.get("file")
+        text = upload.read() if upload else form.cleaned_data.get("yaml", "")
+        if not text:
+            form.add_error(None, "Choose a YAML file or paste YAML.")
+        else:
+            try:
+                campaign = services.campaign_import(user=request.user, text=text)
+            except ValidationError as exc:
+                for key, errors in exc.message_dict.items():
+                    for error in errors:
+                        form.add_error(None, error if key in ("yaml", "__all__") else f"{key}: {error}")
+            else:
+                messages.success(request, f"Campaign {campaign.name} was imported.")
+                return redirect("campaigns:detail", pk=campaign.pk)
+    return render(request, "campaigns/import.html", {"form": form, "active": "import"})
+
+
+def campaign_export(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = selectors.access_campaign(request.user, pk, VIEW)
+    response = HttpResponse(campaign_to_yaml(campaign), content_type="application/yaml; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{campaign.name}.yaml"'
+    return response
+
+
+@require_POST
+def campaign_status(request: HttpRequest, pk: int) -> HttpResponse:
+    selectors.access_campaign(request.user, pk, CHANGE)
+    form = StatusForm(request.POST)
+    if form.is_valid():
+        try:
+            campaign = services.campaign_set_status(user=request.user, campaign_id=pk, **form.cleaned_data)
+            messages.success(request, f"Status is now {campaign.get_status_display().lower()}.")
+        except (ValidationError, ConflictError) as exc:
+            messages.error(request, _error_text(exc) if isinstance(exc, ValidationError) else str(exc))
+    else:
+        messages.error(request, "Choose a valid status.")
+    return redirect("campaigns:detail", pk=pk)
+
+
+@require_POST
+def campaign_archive(request: HttpRequest, pk: int) -> HttpResponse:
+    archived = request.POST.get("archived", "1") == "1"
+    try:
+        services.campaign_archive(
+            user=request.user, campaign_id=pk, archived=archived, comment=request.POST.get("comment", "")
+        )
+        messages.success(request, "Campaign archived." if archived else "Campaign restored.")
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    return redirect("campaigns:detail", pk=pk)
+
+
+@require_POST
+def campaign_share(request: HttpRequest, pk: int) -> HttpResponse:
+    selectors.access_campaign(request.user, pk, CHANGE)
+    form = ShareForm(request.POST)
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            services.campaign_share(
+                user=request.user,
+                campaign_id=pk,
+                username=d["username"] or None,
+                group=d["group"] or None,
+                permission=d["permission"],
+                grant=d["grant"],
+            )
+            messages.success(request, "Sharing updated.")
+        except ValidationError as exc:
+            messages.error(request, _error_text(exc))
+    else:
+        messages.error(request, "Sharing was not changed: " + form.errors.as_text())
+    return redirect("campaigns:detail", pk=pk)
+
+
+@require_POST
+def attachment_upload(request: HttpRequest, pk: int) -> HttpResponse:
+    selectors.access_campaign(request.user, pk, CHANGE)
+    form = AttachmentForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            attachment = services.attachment_add(
+                user=request.user,
+                campaign_id=pk,
+                upload=form.cleaned_data["file"],
+                description=form.cleaned_data["description"],
+            )
+            messages.success(request, f"{attachment.original_name} was attached.")
+        except ValidationError as exc:
+            messages.error(request, "The file was not attached: " + _error_text(exc))
+    else:
+        messages.error(request, "The file was not attached: choose a file.")
+    return redirect(reverse("campaigns:detail", args=[pk]) + "#attachments")
+
+
+def attachment_download(request: HttpRequest, pk: int, attachment_id: int) -> FileResponse:
+    attachment = selectors.attachment_for_download(user=request.user, campaign_id=pk, attachment_id=attachment_id)
+    return attachment_response(attachment)
+
+
+@require_POST
+def attachment_delete(request: HttpRequest, pk: int, attachment_id: int) -> HttpResponse:
+    services.attachment_delete(user=request.user, campaign_id=pk, attachment_id=attachment_id)
+    messages.success(request, "Attachment removed.")
+    return redirect("campaigns:detail", pk=pk)

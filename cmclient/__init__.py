@@ -1,0 +1,1 @@
+"""Python client for the campaign manager REST API (``from cmclient import Client``)."""

@@ -1,0 +1,17 @@
+"""The Celery application. Tasks live in each app's ``tasks.py``; the beat schedule is defined here, in one place."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("campaign_manager")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+app.conf.beat_schedule = {
+    "worker-heartbeat": {"task": "campaigns.tasks.heartbeat", "schedule": 60.0},
+}

@@ -1,0 +1,1 @@
+"""Cross-cutting pieces shared by every app: roles, the login gate, API plumbing."""

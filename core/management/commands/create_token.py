@@ -1,0 +1,24 @@
+"""Print a user's API token, creating it if needed (``--reset`` replaces it)."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from rest_framework.authtoken.models import Token
+
+
+class Command(BaseCommand):
+    help = "Print the API token of USERNAME, creating it if it does not exist."
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("--reset", action="store_true", help="Replace an existing token with a new one.")
+
+    def handle(self, *args, username: str, reset: bool, **options):
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise CommandError(f"No active user {username!r}.")
+        if reset:
+            Token.objects.filter(user=user).delete()
+        token, _ = Token.objects.get_or_create(user=user)
+        self.stdout.write(token.key)

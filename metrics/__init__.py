@@ -1,0 +1,1 @@
+"""QA metrics tied to exposures and campaigns, and their dashboards (filled in by the metrics issue)."""

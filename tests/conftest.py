@@ -1,0 +1,126 @@
+"""Fixed people and helpers shared by every test.
+
+People: ``owner`` (staff, owns the campaigns made by ``make_campaign``),
+``other_staff`` (staff with no rights on those campaigns), ``science_user``
+(read-only role), ``outsider`` (logged in, no role) and ``admin`` (superuser).
+Complex state is built by calling the real services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from campaigns import services
+from campaigns.models import Campaign
+from core.roles import ensure_role_groups, set_role
+from tagging.services import butler_repo_upsert
+
+PASSWORD = "correct-horse-battery-staple"
+
+MINIMAL_YAML = """\
+name: w48-minidrp
+campaign_type: mini-drp
+reason: Check the new PSF model on one week of data
+butler_repo: demo
+pipeline: demo/pipelines/drp.yaml
+input_collections: [DemoCam/raw/all]
+data_query: "instrument = 'DemoCam' AND band IN ('g', 'r')"
+steps:
+  - {name: step1, pipeline_subset: step1}
+  - {name: step2, pipeline_subset: step2, depends_on: [step1], requires_approval: true}
+"""
+
+
+def _user(username: str, role: str | None, **extra) -> Any:
+    ensure_role_groups()
+    User = get_user_model()
+    if extra.get("is_superuser"):
+        user = User.objects.create_superuser(username, f"{username}@example.org", PASSWORD)
+    else:
+        user = User.objects.create_user(username, f"{username}@example.org", PASSWORD)
+    if role:
+        set_role(user, role)
+    return user
+
+
+@pytest.fixture
+def owner(db):
+    return _user("alice", "staff")
+
+
+@pytest.fixture
+def other_staff(db):
+    return _user("bob", "staff")
+
+
+@pytest.fixture
+def science_user(db):
+    return _user("carol", "science")
+
+
+@pytest.fixture
+def outsider(db):
+    return _user("dave", None)
+
+
+@pytest.fixture
+def admin(db):
+    return _user("admin", None, is_superuser=True)
+
+
+@pytest.fixture
+def demo_repo(db):
+    return butler_repo_upsert(label="demo", config_uri="/tmp/no-repo-needed-here", default_instrument="DemoCam")
+
+
+def definition(**overrides) -> dict[str, Any]:
+    data = {
+        "name": "w48-minidrp",
+        "campaign_type": "mini-drp",
+        "reason": "Check the new PSF model on one week of data",
+        "butler_repo": "demo",
+        "pipeline": "demo/pipelines/drp.yaml",
+        "input_collections": ["DemoCam/raw/all"],
+        "data_query": "instrument = 'DemoCam' AND band IN ('g', 'r')",
+        "steps": [
+            {"name": "step1", "pipeline_subset": "step1"},
+            {"name": "step2", "pipeline_subset": "step2", "depends_on": ["step1"], "requires_approval": True},
+        ],
+    }
+    data.update(overrides)
+    return data
+
+
+@pytest.fixture
+def make_campaign(owner, demo_repo) -> Callable[..., Campaign]:
+    """Create a campaign through the real service; ``user`` defaults to ``owner``."""
+
+    def make(user=None, **overrides) -> Campaign:
+        return services.campaign_create(user=user or owner, data=definition(**overrides))
+
+    return make
+
+
+@pytest.fixture
+def campaign(make_campaign) -> Campaign:
+    return make_campaign()
+
+
+@pytest.fixture
+def api() -> Callable[[Any], APIClient]:
+    """An API client authenticated with the user's token (or anonymous for ``None``)."""
+
+    def client_for(user=None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            token, _ = Token.objects.get_or_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return client_for

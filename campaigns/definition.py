@@ -16,8 +16,8 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
-from core.lsst_adapter import check_where_syntax
 from core.roles import is_staff_member
+from lsst_adapter import check_where_syntax
 from tagging.models import ButlerRepo
 
 from .choices import CampaignType, Visibility, WmsPlugin

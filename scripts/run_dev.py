@@ -6,6 +6,7 @@ transport on SQLite for the broker. One Ctrl-C stops both processes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -26,6 +27,7 @@ def main() -> int:
     os.environ.setdefault("DEBUG", "1")
     (ROOT / "var").mkdir(exist_ok=True)
     manage("migrate", "--noinput", "-v", "0")
+    manage("build_demo_repo")
     manage("seed_demo")
     print(f"\nServing http://{ADDRESS}/ and running a Celery worker. Press Ctrl-C once to stop both.\n", flush=True)
     procs = [
@@ -54,15 +56,23 @@ def main() -> int:
     def stop(*_):
         for proc in procs:
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                proc.terminate()  # the main process only: Celery then stops its pool children cleanly
         deadline = time.time() + 15
         for proc in procs:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.time()))
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)  # leftovers, e.g. the autoreloader's child
 
-    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    # Installed explicitly: a shell that starts us in the background would otherwise leave SIGINT ignored.
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)

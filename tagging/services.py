@@ -20,3 +20,13 @@ def butler_repo_upsert(
     repo.full_clean(validate_unique=existing is None)
     repo.save()
     return repo
+
+
+DEMO_REPO_DESCRIPTION = "Demo repository of the DemoCam instrument (built by `manage.py build_demo_repo`)."
+
+
+def demo_repo_register(*, root: str, label: str = "demo") -> ButlerRepo:
+    """The ButlerRepo record of the demo repository (created or updated)."""
+    return butler_repo_upsert(
+        label=label, config_uri=str(root), description=DEMO_REPO_DESCRIPTION, default_instrument="DemoCam"
+    )

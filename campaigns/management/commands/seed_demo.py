@@ -16,7 +16,8 @@ from campaigns import services
 from campaigns.choices import CampaignStatus, GroupStatus
 from campaigns.models import Campaign
 from core.roles import ensure_role_groups, set_role
-from tagging.services import butler_repo_upsert
+from tagging.models import ButlerRepo
+from tagging.services import demo_repo_register
 
 PEOPLE = [
     # username, role, full name
@@ -198,13 +199,9 @@ class Command(BaseCommand):
             users[username] = user
             lines.append(f"  {username:<6} {role:<10} password: {demo_password(username)}")
 
-        repo_root = settings.VAR_DIR / "butler" / "demo"
-        butler_repo_upsert(
-            label="demo",
-            config_uri=str(repo_root),
-            description="Demo repository of the DemoCam instrument (built by `manage.py build_demo_repo`).",
-            default_instrument="DemoCam",
-        )
+        if not ButlerRepo.objects.filter(label="demo").exists():
+            # The record only; `manage.py build_demo_repo` builds the repository itself (make run does both).
+            demo_repo_register(root=str(settings.VAR_DIR / "butler" / "demo"))
 
         created = 0
         for spec in CAMPAIGNS:

@@ -1,10 +1,4 @@
-"""The one place that talks to the LSST middleware (daf_butler, pipe_base, ctrl_bps).
-
-Inputs and outputs are plain Python so that the rest of the code never imports
-``lsst.*`` and the middleware's version can move. Imports are lazy: importing
-``lsst.daf.butler`` costs about a second and 140 MB, which Django start-up and
-most requests do not need.
-"""
+"""Butler ``where`` expressions, checked with the Butler's own parser (imported lazily)."""
 
 from __future__ import annotations
 

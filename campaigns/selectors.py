@@ -27,12 +27,17 @@ def campaign_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Ca
                 distinct=True,
             ),
         )
+        # Explicit: Django drops Meta.ordering from GROUP BY (annotated) queries, which left pages unordered.
+        .order_by("-updated", "name", "pk")
     )
     filterset = CampaignFilterSet(filters or {}, queryset=qs)
     if not filterset.is_valid():
         from django.core.exceptions import ValidationError
 
-        raise ValidationError(filterset.errors.get_json_data())
+        # Messages only: {"status": ["Select a valid choice. ..."]} (the codes were leaking in as extra messages).
+        raise ValidationError(
+            {field: [e["message"] for e in errors] for field, errors in filterset.errors.get_json_data().items()}
+        )
     return filterset.qs
 
 

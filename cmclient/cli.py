@@ -1,0 +1,631 @@
+"""The ``cm`` command: campaigns from the terminal, through the REST API.
+
+Every expected failure prints one line, ``cm: error: <reason>``, on stderr
+and exits non-zero (1; 2 for a command line that does not parse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from . import __version__
+from .client import ApiError, Client, save_config
+
+# Fields given as comma-separated lists with --set, and fields kept as text even if they look like YAML.
+LIST_FIELDS = {"input_collections", "collaborators"}
+TEXT_FIELDS = {
+    "name",
+    "campaign_type",
+    "reason",
+    "description",
+    "owner",
+    "visibility",
+    "butler_repo",
+    "pipeline",
+    "data_query",
+    "output_collection",
+    "scope",
+}
+
+USAGE = """\
+cm login --url URL [--token TOKEN | --username USER [--password-stdin]]
+cm campaign list [--type T] [--status S] [--owner USER] [--search TEXT] [--repo LABEL] [--sort KEY] [--archived]
+cm campaign show NAME
+cm campaign create --from-yaml FILE|-
+cm campaign edit NAME [--set FIELD=VALUE ...] [--from-yaml FILE|-] [--comment TEXT] [--version N]
+cm campaign clone NAME NEW_NAME [--comment TEXT]
+cm campaign export NAME [-o FILE]
+cm campaign status NAME STATUS [--comment TEXT]
+cm campaign archive NAME [--comment TEXT]
+cm campaign restore NAME
+cm campaign history NAME
+cm campaign steps NAME
+
+Options for every command: --url URL, --token TOKEN, --json (machine-readable output).
+URL and token come from these options, else CM_URL and CM_TOKEN, else the file
+written by `cm login` (CM_CONFIG, default ~/.config/cm/config.json)."""
+
+
+class CliError(Exception):
+    """An expected failure of the command line itself (bad input file, bad --set)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line: ``cm: error: ...``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"cm: error: {message} (see `{self.prog} --help`)\n")
+
+
+# --- output --------------------------------------------------------------------------------------
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _print_json(data: Any) -> None:
+    _out(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Columns padded to their widest cell, two spaces apart; the last column is not padded."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for row in cells:
+        padded = [cell.ljust(widths[i]) if i < len(row) - 1 else cell for i, cell in enumerate(row)]
+        lines.append("  ".join(padded).rstrip())
+    return "\n".join(lines)
+
+
+def _when(value: str | None) -> str:
+    """An API timestamp as local "YYYY-MM-DD HH:MM"."""
+    if not value:
+        return ""
+    try:
+        return datetime.fromisoformat(value).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return value
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    if value is None or value == "":
+        return "-"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _status_text(campaign: dict[str, Any]) -> str:
+    return f"{campaign['status']} (archived)" if campaign.get("archived") else str(campaign["status"])
+
+
+def _show(c: dict[str, Any]) -> str:
+    """A campaign as readable text."""
+    bps = c.get("bps") or {}
+    progress = c.get("progress") or {}
+    fields: list[tuple[str, str]] = [
+        ("Name", f"{c['name']}  (id {c['id']}, version {c['version']})"),
+        ("Type", c.get("campaign_type", "")),
+        ("Status", _status_text(c)),
+        ("Owner", f"{c.get('owner')} (defined by {c.get('definer')})"),
+        ("Collaborators", ", ".join(c.get("collaborators") or []) or "-"),
+        ("Visibility", c.get("visibility", "")),
+        ("Butler repo", c.get("butler_repo", "")),
+        ("Pipeline", c.get("pipeline", "")),
+        ("Input collections", ", ".join(c.get("input_collections") or []) or "-"),
+        ("Data query", c.get("data_query") or "-"),
+        ("Output collection", c.get("output_collection") or "-"),
+        ("BPS", ", ".join(f"{k}={_short(v, 60)}" for k, v in bps.items()) or "-"),
+        ("Scope", c.get("scope") or "-"),
+        (
+            "Progress",
+            f"{progress.get('done', 0)}/{progress.get('total', 0)} groups done, {progress.get('failed', 0)} failed",
+        ),
+        ("Created", _when(c.get("created"))),
+        ("Updated", _when(c.get("updated"))),
+        ("You may edit", "yes" if c.get("can_edit") else "no"),
+    ]
+    width = max(len(label) for label, _ in fields) + 1
+    lines = [f"{(label + ':').ljust(width)}  {value}" for label, value in fields]
+    for link in c.get("links") or []:
+        lines.append(f"{'Link:'.ljust(width)}  {link.get('label')}: {link.get('url')}")
+    lines += ["", "Reason:", *_indent(c.get("reason") or "-")]
+    if c.get("description"):
+        lines += ["", "Description:", *_indent(c["description"])]
+    steps = c.get("steps") or []
+    lines += ["", f"Steps ({len(steps)}):"]
+    for i, step in enumerate(steps, 1):
+        notes = []
+        if step.get("pipeline_subset"):
+            notes.append(f"subset {step['pipeline_subset']}")
+        if step.get("depends_on"):
+            notes.append("after " + ", ".join(step["depends_on"]))
+        if step.get("requires_approval"):
+            notes.append("needs approval")
+        groups = step.get("groups") or []
+        if groups:
+            notes.append(f"{len(groups)} groups")
+        lines.append(f"  {i}. {step['name']}" + (f"  ({'; '.join(notes)})" if notes else ""))
+    return "\n".join(lines)
+
+
+def _indent(text: str) -> list[str]:
+    return ["  " + line for line in text.rstrip().splitlines()] or ["  -"]
+
+
+def _changes_text(entry: dict[str, Any]) -> str:
+    changes = entry.get("changes") or {}
+    if entry.get("action") == "create":
+        return _short(", ".join(changes), 60)
+    parts = []
+    for field, value in changes.items():
+        if (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(v is None or isinstance(v, str | int | float | bool) for v in value)
+            and all(len(str(v)) <= 30 for v in value)
+        ):
+            old, new = ("-" if v in (None, "") else str(v) for v in value)
+            parts.append(f"{field}: {old} → {new}")
+        else:
+            parts.append(field)
+    return _short(", ".join(parts), 80)
+
+
+# --- input ---------------------------------------------------------------------------------------
+
+
+def _read_text(path: str) -> tuple[str, str]:
+    """The text of ``path`` (``-`` is stdin) and a label for messages."""
+    if path == "-":
+        return sys.stdin.read(), "<stdin>"
+    try:
+        return Path(path).read_text(encoding="utf-8"), path
+    except FileNotFoundError:
+        raise CliError(f"cannot read {path}: no such file") from None
+    except IsADirectoryError:
+        raise CliError(f"cannot read {path}: it is a directory") from None
+    except UnicodeDecodeError as exc:
+        raise CliError(f"cannot read {path}: not UTF-8 text (bad byte at offset {exc.start})") from None
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _load_yaml_mapping(text: str, label: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        raise CliError(f"{label}: invalid YAML at {where}: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise CliError(f"{label}: invalid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise CliError(f"{label}: expected a mapping of campaign fields, got {type(data).__name__}")
+    return data
+
+
+def _scalar(raw: str) -> Any:
+    """A --set value as YAML (``4096`` is a number, ``true`` a boolean, ``[a, b]`` a list); else the text."""
+    try:
+        return yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+
+
+def _apply_sets(items: Sequence[str], fields: dict[str, Any], current: dict[str, Any]) -> None:
+    """``--set field=value`` (and ``--set bps.request_memory=4096``) into ``fields``."""
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise CliError(f"--set needs FIELD=VALUE, got {item!r}")
+        if key in ("version", "comment"):
+            raise CliError(f"use --{key} instead of --set {key}=...")
+        path = key.split(".")
+        top = path[0]
+        value: Any
+        if key in LIST_FIELDS:
+            value = [part.strip() for part in raw.split(",") if part.strip()]
+        elif key in TEXT_FIELDS:
+            value = raw
+        else:
+            value = _scalar(raw)
+        if len(path) == 1:
+            fields[key] = value
+            continue
+        # A dotted key changes one entry of a mapping field and keeps the others.
+        if top not in fields:
+            base = current.get(top)
+            if base is not None and not isinstance(base, dict):
+                raise CliError(f"--set {key}: {top} is not a mapping")
+            fields[top] = json.loads(json.dumps(base or {}))
+        target = fields[top]
+        for part in path[1:-1]:
+            if not isinstance(target.get(part, {}), dict):
+                raise CliError(f"--set {key}: {part} is not a mapping")
+            target = target.setdefault(part, {})
+        target[path[-1]] = value
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> Client:
+    return Client(url=args.url, token=args.token)
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    url = (args.url or os.environ.get("CM_URL") or "").rstrip("/")
+    if not url:
+        raise CliError("cm login needs --url URL (the address of the campaign manager)")
+    if not url.startswith(("http://", "https://")):
+        raise CliError(f"--url must start with http:// or https://, got {url!r}")
+    if args.token and args.username:
+        raise CliError("give either --token or --username, not both")
+    client = Client(url=url, use_config=False)
+    username = args.username
+    if args.token:
+        client.token = args.token
+        try:
+            client._json("GET", "campaigns/", params={"page_size": 1})
+        except ApiError as exc:
+            if exc.status in (401, 403):
+                raise ApiError(f"the server refused this token: {exc.message}", exc.status, exc.payload) from None
+            raise
+        token = args.token
+    else:
+        if not username:
+            if not sys.stdin.isatty():
+                raise CliError("cm login needs --token TOKEN or --username USER")
+            username = input("Username: ").strip()
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            try:
+                password = getpass.getpass(f"Password for {username} at {url}: ")
+            except EOFError:
+                password = ""
+        if not password:
+            raise CliError("no password given")
+        token = client.obtain_token(username, password)
+    path = save_config(url, token)
+    if args.json:
+        _print_json({"url": url, "username": username, "config": str(path)})
+    else:
+        who = f" as {username}" if username else ""
+        _out(f"Logged in to {url}{who}. Token saved in {path} (readable only by you).")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = _client(args).campaigns(
+        campaign_type=args.type or None,
+        status=args.status or None,
+        owner=args.owner,
+        q=args.search,
+        butler_repo=args.repo,
+        sort=args.sort,
+        archived="all" if args.archived else None,
+    )
+    if args.json:
+        _print_json(rows)
+    elif not rows:
+        _out("No campaigns.")
+    else:
+        _out(
+            _table(
+                ["NAME", "TYPE", "STATUS", "OWNER", "UPDATED"],
+                [[r["name"], r["campaign_type"], _status_text(r), r["owner"], _when(r["updated"])] for r in rows],
+            )
+        )
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    campaign = _client(args).campaign(args.name)
+    _print_json(campaign) if args.json else _out(_show(campaign))
+    return 0
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    text, label = _read_text(args.from_yaml)
+    try:
+        campaign = _client(args).create_campaign_from_yaml(text)
+    except ApiError as exc:
+        if exc.status == 400:
+            message = exc.message[len("yaml: ") :] if exc.message.startswith("yaml: ") else exc.message
+            raise ApiError(f"{label}: {message}", exc.status, exc.payload) from None
+        raise
+    if args.json:
+        _print_json(campaign)
+    else:
+        steps = len(campaign.get("steps") or [])
+        _out(
+            f"Created campaign {campaign['name']} (id {campaign['id']}, version {campaign['version']}, {steps} steps)."
+        )
+    return 0
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    client = _client(args)
+    fields: dict[str, Any] = {}
+    if args.from_yaml:
+        text, label = _read_text(args.from_yaml)
+        fields.update(_load_yaml_mapping(text, label))
+    if not fields and not args.set:
+        raise CliError("nothing to change: give --set FIELD=VALUE or --from-yaml FILE")
+    current = client.campaign(args.name)
+    _apply_sets(args.set or [], fields, current)
+    version = args.version if args.version is not None else current["version"]
+    updated = client.update_campaign(current["id"], version=version, comment=args.comment or "", **fields)
+    if args.json:
+        _print_json(updated)
+    elif updated["version"] == current["version"]:
+        _out(f"No change: {updated['name']} is still at version {updated['version']}.")
+    else:
+        _out(f"Updated {updated['name']}: version {current['version']} → {updated['version']}.")
+    return 0
+
+
+def cmd_clone(args: argparse.Namespace) -> int:
+    campaign = _client(args).clone_campaign(args.name, args.new_name, comment=args.comment or "")
+    if args.json:
+        _print_json(campaign)
+    else:
+        _out(f"Cloned {args.name} to {campaign['name']} (id {campaign['id']}, status {campaign['status']}).")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    text = _client(args).export_campaign(args.name)
+    if not args.output or args.output == "-":
+        sys.stdout.write(text)
+        return 0
+    try:
+        with open(args.output, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise CliError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    if args.json:
+        _print_json({"name": args.name, "file": args.output})
+    else:
+        _out(f"Exported {args.name} to {args.output}.")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    client = _client(args)
+    before = client.campaign(args.name)
+    after = client.set_status(before["id"], args.status, comment=args.comment or "")
+    if args.json:
+        _print_json(after)
+    elif after["status"] == before["status"]:
+        _out(f"{after['name']} is already {after['status']}.")
+    else:
+        _out(f"{after['name']}: {before['status']} → {after['status']} (version {after['version']}).")
+    return 0
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    client = _client(args)
+    before = client.campaign(args.name)
+    after = client.archive_campaign(before["id"], comment=args.comment or "")
+    if args.json:
+        _print_json(after)
+    elif before.get("archived"):
+        _out(f"{after['name']} was already archived.")
+    else:
+        _out(f"Archived {after['name']} (version {after['version']}); `cm campaign restore {after['name']}` undoes it.")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    campaign = _client(args).restore_campaign(args.name)
+    _print_json(campaign) if args.json else _out(f"Restored {campaign['name']} (version {campaign['version']}).")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    entries = _client(args).history(args.name)
+    if args.json:
+        _print_json(entries)
+        return 0
+    _out(
+        _table(
+            ["WHEN", "WHO", "ACTION", "VERSION", "CHANGES", "COMMENT"],
+            [
+                [
+                    _when(e["at"]),
+                    e.get("actor") or "system",
+                    e["action"],
+                    e["version"],
+                    _changes_text(e),
+                    _short(e.get("comment") or "", 60),
+                ]
+                for e in entries
+            ],
+        )
+    )
+    return 0
+
+
+def cmd_steps(args: argparse.Namespace) -> int:
+    steps = _client(args).steps(args.name)
+    if args.json:
+        _print_json(steps)
+        return 0
+    _out(
+        _table(
+            ["#", "STEP", "SUBSET", "AFTER", "APPROVAL", "GROUPS"],
+            [
+                [
+                    s["position"] + 1,
+                    s["name"],
+                    s.get("pipeline_subset") or "-",
+                    ", ".join(s.get("depends_on") or []) or "-",
+                    "required" if s.get("requires_approval") else "-",
+                    len(s.get("groups") or []),
+                ]
+                for s in steps
+            ],
+        )
+    )
+    return 0
+
+
+# --- the parser ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # The global options work before or after the command: `cm --json campaign list` = `cm campaign list --json`.
+    common = _Parser(add_help=False)
+    common.add_argument("--url", default=argparse.SUPPRESS, help="server address (default: CM_URL, then `cm login`)")
+    common.add_argument("--token", default=argparse.SUPPRESS, help="API token (default: CM_TOKEN, then `cm login`)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+
+    parser = _Parser(
+        prog="cm",
+        description="Campaign manager from the command line.",
+        usage=None,
+        epilog="Commands:\n  " + USAGE.replace("\n", "\n  "),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--url", default=None, help="server address (default: CM_URL, then `cm login`)")
+    parser.add_argument("--token", default=None, help="API token (default: CM_TOKEN, then `cm login`)")
+    parser.add_argument("--json", action="store_true", default=False, help="machine-readable output")
+    parser.add_argument("--version", action="version", version=f"cm {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+
+    login = commands.add_parser(
+        "login",
+        parents=[common],
+        help="save the server address and an API token",
+        description="Save the server address and an API token in the config file "
+        "(CM_CONFIG, default ~/.config/cm/config.json, mode 0600).",
+    )
+    login.add_argument("--username", "-u", help="log in with this username (the password is prompted)")
+    login.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    login.set_defaults(func=cmd_login)
+
+    campaign = commands.add_parser("campaign", help="list, show, create and change campaigns")
+    sub = campaign.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name, parents=[common], help=help_text, description=help_text[0].upper() + help_text[1:] + "."
+        )
+        p.set_defaults(func=func)
+        return p
+
+    p = add("list", cmd_list, "list the campaigns you may see")
+    p.add_argument("--type", action="append", metavar="TYPE", help="campaign type (repeatable)")
+    p.add_argument("--status", action="append", metavar="STATUS", help="status (repeatable)")
+    p.add_argument("--owner", metavar="USER", help="owner's username")
+    p.add_argument("--search", metavar="TEXT", help="text in the name, reason, description, scope or pipeline")
+    p.add_argument("--repo", metavar="LABEL", help="Butler repo label")
+    p.add_argument("--sort", metavar="KEY", help="name, updated, created, status, type or owner; '-' for descending")
+    p.add_argument("--archived", action="store_true", help="include archived campaigns")
+
+    p = add("show", cmd_show, "show one campaign")
+    p.add_argument("name", metavar="NAME")
+
+    p = add("create", cmd_create, "create a campaign from a YAML definition")
+    p.add_argument("--from-yaml", required=True, metavar="FILE", help="YAML file, or - for standard input")
+
+    p = add("edit", cmd_edit, "change fields of a campaign")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="a field to change (repeatable); input_collections and collaborators take comma-separated lists; "
+        "bps.request_memory=4096 changes one BPS option",
+    )
+    p.add_argument("--from-yaml", metavar="FILE", help="fields to change, as YAML (- for standard input)")
+    p.add_argument("--comment", help="why: recorded in the history")
+    p.add_argument(
+        "--version", type=int, help="refuse the edit unless the campaign is still at this version (default: current)"
+    )
+
+    p = add("clone", cmd_clone, "copy a campaign into a new draft")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("new_name", metavar="NEW_NAME")
+    p.add_argument("--comment", help="recorded in the history")
+
+    p = add("export", cmd_export, "print a campaign's definition as YAML")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+
+    p = add("status", cmd_status, "change a campaign's status")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("status", metavar="STATUS", help="draft, ready, running, paused, succeeded, failed or cancelled")
+    p.add_argument("--comment", help="recorded in the history")
+
+    p = add("archive", cmd_archive, "archive a campaign (nothing is deleted)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--comment", help="recorded in the history")
+
+    p = add("restore", cmd_restore, "bring back an archived campaign")
+    p.add_argument("name", metavar="NAME")
+
+    p = add("history", cmd_history, "show who changed what, newest first")
+    p.add_argument("name", metavar="NAME")
+
+    p = add("steps", cmd_steps, "list a campaign's steps")
+    p.add_argument("name", metavar="NAME")
+    return parser
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"cm: error: {' '.join(message.split())}\n")
+    sys.stderr.flush()
+
+
+def _is_auth_failure(exc: ApiError) -> bool:
+    """A refused or missing token (DRF answers 403, not 401, when session auth is listed first)."""
+    if exc.status == 401:
+        return True
+    detail = exc.payload.get("detail", "") if isinstance(exc.payload, dict) else ""
+    return exc.status == 403 and any(
+        text in str(detail) for text in ("Invalid token", "credentials were not provided", "User inactive")
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ApiError as exc:
+        message = exc.message
+        if _is_auth_failure(exc):
+            message += " (run `cm login` or set CM_TOKEN)"
+        _fail(message)
+        return 1
+    except CliError as exc:
+        _fail(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`cm campaign list | head`): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

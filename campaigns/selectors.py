@@ -8,6 +8,8 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
 
+from core.filters import without_blanks
+
 from .choices import GroupStatus
 from .models import CHANGE, VIEW, Attachment, Campaign, Group, HistoryEntry, Step
 
@@ -30,7 +32,7 @@ def campaign_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Ca
         # Explicit: Django drops Meta.ordering from GROUP BY (annotated) queries, which left pages unordered.
         .order_by("-updated", "name", "pk")
     )
-    filterset = CampaignFilterSet(filters or {}, queryset=qs)
+    filterset = CampaignFilterSet(without_blanks(filters), queryset=qs)
     if not filterset.is_valid():
         from django.core.exceptions import ValidationError
 

@@ -199,14 +199,19 @@ def campaign_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def campaign_clone(request: HttpRequest, pk: int) -> HttpResponse:
+    source = selectors.access_campaign(request.user, pk, VIEW)  # 404 first: never confirm an invisible campaign
     _require_staff(request)
-    source = selectors.access_campaign(request.user, pk, VIEW)
     form = CloneForm(request.POST or None, initial={"name": f"{source.name}-copy"})
     if request.method == "POST" and form.is_valid():
         try:
             clone = services.campaign_clone(user=request.user, campaign_id=source.pk, **form.cleaned_data)
         except ValidationError as exc:
-            form.add_error("name" if "name" in getattr(exc, "message_dict", {}) else None, _error_text(exc))
+            fields = getattr(exc, "message_dict", {})
+            if "name" in fields:
+                for message in fields["name"]:
+                    form.add_error("name", message)
+            else:
+                form.add_error(None, _error_text(exc))
         else:
             messages.success(request, f"Campaign {clone.name} was created as a copy of {source.name}.")
             return redirect("campaigns:detail", pk=clone.pk)

@@ -153,9 +153,17 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Campaigns, steps, groups, history and attachments for LSST-style processing.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],  # login required everywhere
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "CampaignVisibilityEnum": "campaigns.choices.Visibility",
+        "DataIdSetVisibilityEnum": "tagging.models.SetVisibility",
+        "CampaignStatusEnum": "campaigns.choices.CampaignStatus",
+        "GroupStatusEnum": "campaigns.choices.GroupStatus",
+        "TagStatusEnum": "tagging.models.TagStatus",
+    },
 }
 
 # Celery. Default: a broker that needs no server (kombu's SQLAlchemy transport on SQLite).
@@ -176,3 +184,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("CM_LOG_LEVEL", "INFO")},
 }
+
+# DataID sets: largest upload, and how many data IDs one user may store in all versions of their sets.
+CM_DATAID_UPLOAD_MAX_BYTES = env_int("CM_DATAID_UPLOAD_MAX_BYTES", 512 * 1024 * 1024)
+CM_DATAID_QUOTA = env_int("CM_DATAID_QUOTA", 20_000_000)

@@ -10,6 +10,7 @@ from core import views as core_views
 
 api_v1 = [
     path("", include("campaigns.api.urls")),
+    path("", include("tagging.api.urls")),
     path("auth/token/", obtain_auth_token, name="token"),
 ]
 
@@ -21,6 +22,7 @@ urlpatterns = [
     path("status/", core_views.status_page, name="status"),
     path("healthz", core_views.healthz, name="healthz"),
     path("campaigns/", include("campaigns.urls")),
+    path("data/", include("tagging.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

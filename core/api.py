@@ -10,7 +10,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .errors import ConflictError
+from .errors import ConflictError, InputError
 
 
 class Pagination(PageNumberPagination):
@@ -28,6 +28,8 @@ def exception_handler(exc, context):
     """Turn service-layer errors into JSON that names the field at fault."""
     if isinstance(exc, ConflictError):
         return Response({"detail": str(exc), "code": "stale_version", **exc.extra}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, InputError):
+        return Response(exc.as_payload(), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DjangoValidationError):
         return Response(_validation_payload(exc), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):

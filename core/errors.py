@@ -9,3 +9,20 @@ class ConflictError(Exception):
     def __init__(self, message: str, **extra):
         super().__init__(message)
         self.extra = extra
+
+
+class InputError(Exception):
+    """Bad input described item by item: a message, the first problems (where, key, message) and their total."""
+
+    def __init__(self, message: str, problems: list[dict] | None = None, total: int | None = None, field: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or []
+        self.total = total if total is not None else len(self.problems)
+        self.field = field
+
+    def as_payload(self) -> dict:
+        payload: dict = {"detail": self.message, "error_total": self.total, "errors": self.problems}
+        if self.field:
+            payload[self.field] = [self.message]
+        return payload

@@ -187,7 +187,7 @@ def build_demo_repo(
     specs = plan_exposures(nights, science_per_night, seed)
 
     def t(moment: datetime):
-        return astropy.time.Time(moment.replace(tzinfo=None), scale="tai")
+        return astropy.time.Time(moment.replace(tzinfo=None), scale="utc")
 
     with butler.transaction():
         registry.insertDimensionData(

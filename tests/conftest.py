@@ -124,3 +124,23 @@ def api() -> Callable[[Any], APIClient]:
         return client
 
     return client_for
+
+
+@pytest.fixture(scope="session")
+def butler_root(tmp_path_factory) -> str:
+    """A small real Butler repo built the same way as the demo one: 9 detectors, 2 nights."""
+    from lsst_adapter.demo import build_demo_repo
+
+    root = tmp_path_factory.mktemp("butler") / "repo"
+    build_demo_repo(root, nights=(20251121, 20251122), science_per_night=4, detectors=9)
+    return str(root)
+
+
+@pytest.fixture
+def butler_repo(db, butler_root):
+    """The test Butler repo registered as ``demo`` with its exposure/detector mirror read from the registry."""
+    from tagging.services import butler_repo_upsert, repo_mirror_sync
+
+    repo = butler_repo_upsert(label="demo", config_uri=butler_root, default_instrument="DemoCam")
+    repo_mirror_sync(repo=repo)
+    return repo

@@ -19,7 +19,9 @@ from typing import Any, NoReturn
 import yaml
 
 from . import __version__
-from .client import ApiError, Client, save_config
+from .client import ApiError, Client, save_config, upload_problems
+
+MAX_PROBLEM_LINES = 20
 
 # Fields given as comma-separated lists with --set, and fields kept as text even if they look like YAML.
 LIST_FIELDS = {"input_collections", "collaborators"}
@@ -50,6 +52,17 @@ cm campaign archive NAME [--comment TEXT]
 cm campaign restore NAME
 cm campaign history NAME
 cm campaign steps NAME
+cm dataids list [--repo LABEL] [--search TEXT]
+cm dataids show NAME [--repo LABEL]
+cm dataids upload FILE --repo LABEL --name NAME --reason TEXT [--description TEXT] [--public] [--drop-invalid]
+                  [--format F] [--dimensions a,b] [--comment TEXT]
+cm dataids query --where EXPR --dimensions exposure,detector --repo LABEL --name NAME --reason TEXT
+                 [--description TEXT] [--public] [--comment TEXT]
+cm dataids download NAME [--format json|csv|ecsv] [--version N] [-o FILE] [--repo LABEL]
+cm dataids tag NAME --dataset-type TYPE --collections C1[,C2] [--collection C] [--version N] [--wait [--timeout S]]
+cm dataids share NAME --user U|--group G [--edit] [--revoke] [--repo LABEL]
+cm dataids combine union|intersection|difference A B [C ...] --name NEW --reason TEXT [--repo LABEL]
+cm exposures [--repo LABEL] [--night N] [--band B] [--type T] [--target TEXT] [--search TEXT] [--limit N]
 
 Options for every command: --url URL, --token TOKEN, --json (machine-readable output).
 URL and token come from these options, else CM_URL and CM_TOKEN, else the file
@@ -486,6 +499,334 @@ def cmd_steps(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- DataID sets and exposures --------------------------------------------------------------------
+
+
+def _dims(value: Any) -> str:
+    return ", ".join(value or []) or "-"
+
+
+def _source_text(version: dict[str, Any]) -> str:
+    source = version.get("source") or {}
+    kind = version.get("source_kind") or ""
+    if kind == "file":
+        return f"file {source.get('filename') or '?'}"
+    if kind == "query":
+        return f"query {source.get('query') or ''}"
+    if kind == "algebra":
+        parents = " ".join(f"{p.get('set')}@v{p.get('version')}" for p in source.get("parents") or [])
+        return f"{source.get('operation', 'algebra')} of {parents}"
+    if kind == "records":
+        return f"{source.get('count', '?')} records"
+    return kind or "-"
+
+
+def _tag_text(version: dict[str, Any]) -> str:
+    state = version.get("tag_status") or "none"
+    if state == "none":
+        return "-"
+    if state == "done":
+        missing = version.get("tag_missing_count") or 0
+        text = f"done: {version.get('tag_found', 0)} datasets in {version.get('tag_collection')}"
+        return text + (f", {missing} data IDs without one" if missing else "")
+    if state == "failed":
+        return f"failed: {version.get('tag_error') or 'no reason given'}"
+    return f"{state} ({version.get('tag_collection')})"
+
+
+def _print_problems(lines: Sequence[str], total: int, stream: Any) -> None:
+    for line in lines[:MAX_PROBLEM_LINES]:
+        stream.write(f"  {line}\n")
+    more = total - min(len(lines), MAX_PROBLEM_LINES)
+    if more > 0:
+        stream.write(f"  … and {more:,} more\n")
+
+
+def _upload_failed(exc: ApiError) -> int:
+    """``cm: error: <detail>`` and the first problems, one a line, on stderr."""
+    lines, total = upload_problems(exc.payload)
+    detail = exc.payload.get("detail") if isinstance(exc.payload, dict) else None
+    if not lines or not isinstance(detail, str):
+        raise exc
+    _fail(detail)
+    _print_problems(lines, total, sys.stderr)
+    sys.stderr.flush()
+    return 1
+
+
+def _stored_text(name: str, repo: str, version: dict[str, Any]) -> str:
+    count = version.get("count", 0)
+    text = (
+        f"Stored {name} version {version['number']} in {repo}: {count:,} data ID{'s' if count != 1 else ''} "
+        f"({_dims(version.get('dimensions'))})"
+    )
+    notes = []
+    if version.get("duplicates_removed"):
+        notes.append(f"{version['duplicates_removed']:,} duplicates removed")
+    if version.get("dropped_count"):
+        notes.append(f"{version['dropped_count']:,} invalid dropped")
+    return text + (f"; {'; '.join(notes)}." if notes else ".")
+
+
+def _report_stored(args: argparse.Namespace, version: dict[str, Any]) -> int:
+    if args.json:
+        _print_json(version)
+        return 0
+    _out(_stored_text(args.name, args.repo, version))
+    report = version.get("dropped_report") or []
+    if report:
+        lines, total = upload_problems({"errors": report, "error_total": version.get("dropped_count")})
+        _out("Dropped:")
+        _print_problems(lines, total, sys.stdout)
+    return 0
+
+
+def cmd_dataids_upload(args: argparse.Namespace) -> int:
+    try:
+        version = _client(args).upload_dataids(
+            args.file,
+            repo=args.repo,
+            name=args.name,
+            reason=args.reason,
+            description=args.description or "",
+            public=args.public,
+            drop_invalid=args.drop_invalid,
+            format=args.format,
+            dimensions=args.dimensions,
+            comment=args.comment or "",
+        )
+    except ApiError as exc:
+        return _upload_failed(exc)
+    return _report_stored(args, version)
+
+
+def cmd_dataids_query(args: argparse.Namespace) -> int:
+    try:
+        version = _client(args).dataids_from_query(
+            args.where,
+            dimensions=args.dimensions,
+            repo=args.repo,
+            name=args.name,
+            reason=args.reason,
+            description=args.description or "",
+            public=args.public,
+            comment=args.comment or "",
+        )
+    except ApiError as exc:
+        return _upload_failed(exc)
+    return _report_stored(args, version)
+
+
+def cmd_dataids_list(args: argparse.Namespace) -> int:
+    rows = _client(args).dataid_sets(repo=args.repo, q=args.search)
+    if args.json:
+        _print_json(rows)
+    elif not rows:
+        _out("No DataID sets.")
+    else:
+        table = []
+        for r in rows:
+            latest = r.get("latest") or {}
+            table.append(
+                [
+                    r["name"],
+                    r["repo"],
+                    r["owner"],
+                    r["visibility"],
+                    f"v{latest.get('number', '-')}",
+                    latest.get("count", 0),
+                    _dims(latest.get("dimensions")),
+                    _when(r.get("updated")),
+                ]
+            )
+        _out(_table(["NAME", "REPO", "OWNER", "VISIBILITY", "VERSION", "COUNT", "DIMENSIONS", "UPDATED"], table))
+    return 0
+
+
+def cmd_dataids_show(args: argparse.Namespace) -> int:
+    client = _client(args)
+    pk = client.resolve_dataids(args.name, args.repo)
+    dataid_set = client.dataid_set(pk)
+    versions = client.dataid_versions(pk)
+    if args.json:
+        _print_json({**dataid_set, "versions": versions})
+        return 0
+    latest = dataid_set.get("latest") or {}
+    fields = [
+        ("Name", f"{dataid_set['name']}  (id {dataid_set['id']})"),
+        ("Repo", dataid_set["repo"]),
+        ("Owner", dataid_set["owner"]),
+        ("Visibility", dataid_set["visibility"]),
+        ("Dimensions", _dims(latest.get("dimensions"))),
+        ("Latest", f"version {latest.get('number', '-')}, {latest.get('count', 0):,} data IDs"),
+        ("Created", _when(dataid_set.get("created"))),
+        ("Updated", _when(dataid_set.get("updated"))),
+    ]
+    width = max(len(label) for label, _ in fields) + 1
+    lines = [f"{(label + ':').ljust(width)}  {value}" for label, value in fields]
+    lines += ["", "Reason:", *_indent(dataid_set.get("reason") or "-")]
+    if dataid_set.get("description"):
+        lines += ["", "Description:", *_indent(dataid_set["description"])]
+    lines += ["", f"Versions ({len(versions)}):"]
+    table = _table(
+        ["VERSION", "COUNT", "SOURCE", "BY", "CREATED", "TAGGED", "COMMENT"],
+        [
+            [
+                f"v{v['number']}",
+                v["count"],
+                _short(_source_text(v), 50),
+                v.get("created_by"),
+                _when(v.get("created")),
+                _short(_tag_text(v), 60),
+                _short(v.get("comment") or "", 40),
+            ]
+            for v in versions
+        ],
+    )
+    lines += ["  " + line for line in table.splitlines()]
+    _out("\n".join(lines))
+    return 0
+
+
+def _download_format(args: argparse.Namespace) -> str:
+    if args.format:
+        return args.format
+    suffix = Path(args.output).suffix.lower().lstrip(".") if args.output and args.output != "-" else ""
+    return suffix if suffix in ("json", "csv", "ecsv") else "ecsv"
+
+
+def cmd_dataids_download(args: argparse.Namespace) -> int:
+    fmt = _download_format(args)
+    text = _client(args).download_dataids(args.name, format=fmt, version=args.version, repo=args.repo)
+    if not args.output or args.output == "-":
+        sys.stdout.write(text)
+        return 0
+    try:
+        with open(args.output, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise CliError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    if args.json:
+        _print_json({"name": args.name, "format": fmt, "file": args.output})
+    else:
+        _out(f"Wrote {args.name} as {fmt.upper()} to {args.output}.")
+    return 0
+
+
+def cmd_dataids_tag(args: argparse.Namespace) -> int:
+    state = _client(args).tag_dataids(
+        args.name,
+        args.dataset_type,
+        args.collections,
+        collection=args.collection,
+        version=args.version,
+        wait=args.wait,
+        timeout=args.timeout,
+        repo=args.repo,
+    )
+    if args.json:
+        _print_json(state)
+    elif state.get("tag_status") == "done":
+        missing = state.get("tag_missing_count") or 0
+        _out(
+            f"Tagged {state.get('tag_found', 0):,} {state.get('tag_dataset_type')} datasets of {args.name} "
+            f"v{state['number']} into {state.get('tag_collection')}"
+            + (f"; {missing:,} data IDs have none." if missing else ".")
+        )
+    elif state.get("tag_status") == "failed":
+        raise CliError(f"tagging {args.name} v{state['number']} failed: {state.get('tag_error') or 'no reason given'}")
+    else:
+        _out(
+            f"Tagging of {args.name} v{state['number']} into {state.get('tag_collection')} is {state.get('tag_status')}; "
+            f"`cm dataids show {args.name}` follows it."
+        )
+    return 0
+
+
+def cmd_dataids_share(args: argparse.Namespace) -> int:
+    permission = "change" if args.edit else "view"
+    dataid_set = _client(args).share_dataids(
+        args.name, user=args.user, group=args.group, permission=permission, grant=not args.revoke, repo=args.repo
+    )
+    if args.json:
+        _print_json(dataid_set)
+        return 0
+    who = f"user {args.user}" if args.user else f"group {args.group}"
+    verb = "edit" if args.edit else "view"
+    if args.revoke:
+        # Taking back "change" takes back "view" too (the server grants them together).
+        verb = "edit or view" if args.edit else verb
+        _out(f"{who} may no longer {verb} {dataid_set['name']} (unless the set is public or shared otherwise).")
+    else:
+        _out(f"{who} may now {verb} {dataid_set['name']}.")
+    return 0
+
+
+def cmd_dataids_combine(args: argparse.Namespace) -> int:
+    if len(args.sets) < 2:
+        raise CliError("combine needs at least two sets")
+    version = _client(args).dataids_algebra(
+        args.operation,
+        args.sets,
+        args.name,
+        args.reason,
+        repo=args.repo,
+        description=args.description or "",
+        public=args.public,
+    )
+    if args.json:
+        _print_json(version)
+    else:
+        count = version.get("count", 0)
+        _out(
+            f"Stored {args.name} version {version['number']}: the {args.operation} of {', '.join(args.sets)}, "
+            f"{count:,} data ID{'s' if count != 1 else ''} ({_dims(version.get('dimensions'))})."
+        )
+    return 0
+
+
+def cmd_exposures(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise CliError("--limit must be at least 1")
+    rows = _client(args).exposures(
+        repo=args.repo,
+        limit=args.limit + 1,
+        day_obs=args.night,
+        band=args.band,
+        observation_type=args.type,
+        target=args.target,
+        q=args.search,
+    )
+    more = len(rows) > args.limit
+    rows = rows[: args.limit]
+    if args.json:
+        _print_json(rows)
+    elif not rows:
+        _out("No exposures.")
+    else:
+        _out(
+            _table(
+                ["EXPOSURE", "OBS_ID", "NIGHT", "SEQ", "BAND", "TYPE", "EXPTIME", "TARGET"],
+                [
+                    [
+                        r["exposure_id"],
+                        r["obs_id"],
+                        r["day_obs"],
+                        r["seq_num"],
+                        r.get("band") or "-",
+                        r.get("observation_type") or "-",
+                        "-" if r.get("exposure_time") is None else f"{r['exposure_time']:g}",
+                        r.get("target_name") or "-",
+                    ]
+                    for r in rows
+                ],
+            )
+        )
+    if more:
+        sys.stderr.write(f"cm: only the first {args.limit} exposures are shown; use --limit N for more.\n")
+    return 0
+
+
 # --- the parser ----------------------------------------------------------------------------------
 
 
@@ -586,6 +927,98 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("steps", cmd_steps, "list a campaign's steps")
     p.add_argument("name", metavar="NAME")
+
+    dataids = commands.add_parser("dataids", help="upload, list, download, combine and tag DataID sets")
+    dsub = dataids.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)
+
+    def add_ds(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        p = dsub.add_parser(
+            name, parents=[common], help=help_text, description=help_text[0].upper() + help_text[1:] + "."
+        )
+        p.set_defaults(func=func)
+        return p
+
+    def new_set_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--repo", required=True, metavar="LABEL", help="Butler repo label (e.g. demo)")
+        p.add_argument("--name", required=True, help="name of the set (a new version if you already have one)")
+        p.add_argument("--reason", required=True, metavar="TEXT", help="why this set exists")
+        p.add_argument("--description", metavar="TEXT")
+        p.add_argument("--public", action="store_true", help="every logged-in user may see it (default: private)")
+        p.add_argument("--comment", metavar="TEXT", help="a note on this version")
+
+    p = add_ds("list", cmd_dataids_list, "list the DataID sets you may see")
+    p.add_argument("--repo", metavar="LABEL", help="Butler repo label")
+    p.add_argument("--search", metavar="TEXT", help="text in the name, reason or description")
+
+    p = add_ds("show", cmd_dataids_show, "show a DataID set and its versions")
+    p.add_argument("name", metavar="NAME", help="set name (or id)")
+    p.add_argument("--repo", metavar="LABEL", help="Butler repo label, if several repos have a set of that name")
+
+    p = add_ds("upload", cmd_dataids_upload, "check data IDs from a file against a repo and store them as a set")
+    p.add_argument("file", metavar="FILE", help="JSON, CSV, ECSV, VOTable, Parquet or FITS file")
+    new_set_options(p)
+    p.add_argument(
+        "--drop-invalid", action="store_true", help="store the valid data IDs and report the others (default: refuse)"
+    )
+    p.add_argument("--format", metavar="F", help="json, csv, ecsv, votable, parquet or fits, if the name does not tell")
+    p.add_argument("--dimensions", metavar="a,b", help="the dimensions the file holds, comma-separated")
+
+    p = add_ds("query", cmd_dataids_query, "store the data IDs a Butler query returns as a set")
+    p.add_argument("--where", required=True, metavar="EXPR", help="Butler 'where' expression")
+    p.add_argument("--dimensions", required=True, metavar="a,b", help="e.g. exposure,detector")
+    new_set_options(p)
+
+    p = add_ds("download", cmd_dataids_download, "write the data IDs of a set as JSON, CSV or ECSV")
+    p.add_argument("name", metavar="NAME", help="set name (or id)")
+    p.add_argument(
+        "--format", choices=["json", "csv", "ecsv"], help="default: from the -o file name, else ecsv (pipetask's)"
+    )
+    p.add_argument("--version", type=int, metavar="N", help="version number (default: latest)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    p.add_argument("--repo", metavar="LABEL", help="Butler repo label, if several repos have a set of that name")
+
+    p = add_ds("tag", cmd_dataids_tag, "put the datasets of a set's data IDs into a TAGGED collection")
+    p.add_argument("name", metavar="NAME", help="set name (or id)")
+    p.add_argument("--dataset-type", required=True, metavar="TYPE", help="e.g. raw")
+    p.add_argument("--collections", required=True, metavar="C1,C2", help="collections to search, comma-separated")
+    p.add_argument("--collection", metavar="C", help="the TAGGED collection (default u/<you>/dataids/<set>/v<n>)")
+    p.add_argument("--version", type=int, metavar="N", help="version number (default: latest)")
+    p.add_argument("--wait", action="store_true", help="wait until the server has done it")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="with --wait: give up after S seconds")
+    p.add_argument("--repo", metavar="LABEL", help="Butler repo label, if several repos have a set of that name")
+
+    p = add_ds("share", cmd_dataids_share, "let a user or a group see (or edit) a set")
+    p.add_argument("name", metavar="NAME", help="set name (or id)")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", metavar="U", help="username")
+    who.add_argument("--group", metavar="G", help="group name")
+    p.add_argument("--edit", action="store_true", help="may also change it (default: view only)")
+    p.add_argument("--revoke", action="store_true", help="take the permission back")
+    p.add_argument("--repo", metavar="LABEL", help="Butler repo label, if several repos have a set of that name")
+
+    p = add_ds("combine", cmd_dataids_combine, "store the union, intersection or difference of sets as a new set")
+    p.add_argument("operation", choices=["union", "intersection", "difference"], help="difference: first minus others")
+    p.add_argument("sets", nargs="+", metavar="SET", help="two or more set names (or ids)")
+    p.add_argument("--name", required=True, metavar="NEW", help="name of the new set")
+    p.add_argument("--reason", required=True, metavar="TEXT", help="why this set exists")
+    p.add_argument("--description", metavar="TEXT")
+    p.add_argument("--public", action="store_true", help="every logged-in user may see it (default: private)")
+    p.add_argument("--repo", metavar="LABEL", help="Butler repo label, if several repos have sets of those names")
+
+    p = commands.add_parser(
+        "exposures",
+        parents=[common],
+        help="list the exposures of a Butler repo",
+        description="List the exposures of a Butler repo, newest first.",
+    )
+    p.set_defaults(func=cmd_exposures)
+    p.add_argument("--repo", metavar="LABEL", help="Butler repo label (default: the only one)")
+    p.add_argument("--night", type=int, metavar="N", help="day_obs, e.g. 20251121")
+    p.add_argument("--band", metavar="B")
+    p.add_argument("--type", metavar="T", help="observation type, e.g. science, bias, flat")
+    p.add_argument("--target", metavar="TEXT", help="text in the target name")
+    p.add_argument("--search", metavar="TEXT", help="obs_id or exposure id")
+    p.add_argument("--limit", type=int, default=200, metavar="N", help="show at most N exposures (default 200)")
     return parser
 
 

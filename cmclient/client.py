@@ -11,20 +11,29 @@ can expect (an HTTP error, an unreachable server, a missing token) raises
         print(c["name"], c["version"])
     current = cm.campaign("w48-minidrp")
     cm.update_campaign("w48-minidrp", version=current["version"], reason="New reason", comment="why")
+
+DataID sets (named, versioned sets of data IDs checked against a Butler repo)::
+
+    cm.upload_dataids("ids.csv", repo="demo", name="bad-seeing", reason="Seeing above 1.5 arcsec")
+    cm.upload_dataids(astropy_table, repo="demo", name="from-table", reason="...")  # or a DataFrame, a list of dicts
+    text = cm.download_dataids("bad-seeing", format="ecsv")
+    cm.tag_dataids("bad-seeing", "raw", ["DemoCam/raw/all"], wait=True)
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import requests
 
-__all__ = ["ApiError", "Client", "config_path", "load_config", "save_config"]
+__all__ = ["ApiError", "Client", "config_path", "load_config", "problem_text", "save_config", "upload_problems"]
 
 API_PREFIX = "/api/v1/"
 NO_TOKEN = "no token: run `cm login` or set CM_TOKEN"
@@ -124,6 +133,29 @@ def error_message(payload: Any) -> str:
     return "; ".join(parts)
 
 
+def problem_text(problem: Any) -> str:
+    """One problem of an upload error as ``line 3, key exposure: message``."""
+    if not isinstance(problem, Mapping):
+        return str(problem)
+    where = str(problem.get("where") or "").strip()
+    key = str(problem.get("key") or "").strip()
+    message = str(problem.get("message") or "").strip()
+    head = ", ".join(part for part in (where, f"key {key}" if key else "") if part)
+    return f"{head}: {message}" if head else message
+
+
+def upload_problems(payload: Any) -> tuple[list[str], int]:
+    """The problems of an upload error body (``errors``) as lines, and how many there are in all."""
+    if not isinstance(payload, Mapping) or not isinstance(payload.get("errors"), list):
+        return [], 0
+    detail = str(payload.get("detail") or "")
+    lines = [problem_text(p) for p in payload["errors"]]
+    kept = [line for line in lines if line and line != detail]  # a file-level error repeats the detail
+    total = payload.get("error_total")
+    total = int(total) if isinstance(total, int) and not isinstance(total, bool) else len(lines)
+    return kept, max(total - (len(lines) - len(kept)), len(kept))
+
+
 def _connection_reason(exc: Exception) -> str:
     """The useful end of a requests/urllib3 connection error ("Connection refused", "timed out")."""
     text = str(exc)
@@ -185,6 +217,7 @@ class Client:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         data: Any = None,
+        files: Any = None,
         headers: Mapping[str, str] | None = None,
         auth: bool = True,
     ) -> requests.Response:
@@ -201,6 +234,7 @@ class Client:
                 params=params,
                 json=json_body,
                 data=data,
+                files=files,
                 headers=all_headers,
                 timeout=self.timeout,
             )
@@ -237,13 +271,17 @@ class Client:
                 payload=response.text[:1000],
             ) from None
 
-    def _paginated(self, path: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    def _paginated(
+        self, path: str, params: Mapping[str, Any] | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = []
         page = self._json("GET", path, params=params)
         while True:
             if not isinstance(page, dict) or "results" not in page:
                 raise ApiError(f"unexpected answer from {self.url}: expected a page of results")
             results.extend(page["results"])
+            if limit is not None and len(results) >= limit:
+                return results[:limit]
             if not page.get("next"):
                 return results
             page = self._json("GET", page["next"])
@@ -373,3 +411,313 @@ class Client:
     def steps(self, name_or_id: str | int) -> list[dict[str, Any]]:
         """The steps of a campaign in order, with their groups."""
         return self._json("GET", f"campaigns/{self.resolve(name_or_id)}/steps/")
+
+    # --- Butler repos and exposures ---
+
+    def butler_repos(self) -> list[dict[str, Any]]:
+        """The configured Butler repos (label, config URI, number of exposures, ...)."""
+        return self._json("GET", "butler-repos/")
+
+    def exposures(self, repo: str | None = None, limit: int | None = None, **filters: Any) -> list[dict[str, Any]]:
+        """Exposures of ``repo`` (the only repo if there is one), newest first: all of them, or the first ``limit``.
+
+        Filters are the API's: ``day_obs``, ``day_obs_min``, ``day_obs_max``, ``band``,
+        ``observation_type``, ``target``, ``instrument``, ``q`` (obs_id or exposure id).
+        """
+        params: dict[str, Any] = {"page_size": 500 if limit is None else max(1, min(limit, 500))}
+        if repo:
+            params["repo"] = repo
+        params.update({k: v for k, v in filters.items() if v is not None and v != ""})
+        return self._paginated("exposures/", params, limit=limit)
+
+    # --- DataID sets ---
+
+    def dataid_sets(self, repo: str | None = None, q: str | None = None) -> list[dict[str, Any]]:
+        """Every DataID set you may see (in ``repo``; ``q``: text in the name, reason or description)."""
+        params: dict[str, Any] = {"page_size": 200}
+        if repo:
+            params["repo"] = repo
+        if q:
+            params["q"] = q
+        return self._paginated("dataid-sets/", params)
+
+    def resolve_dataids(self, name_or_id: str | int, repo: str | None = None) -> int:
+        """The id of a DataID set given its name (and its repo, if the name is used in several) or its id."""
+        if isinstance(name_or_id, int):
+            return name_or_id
+        text = str(name_or_id).strip()
+        params: dict[str, Any] = {"name": text, "page_size": 50}
+        if repo:
+            params["repo"] = repo
+        rows = self._json("GET", "dataid-sets/", params=params)["results"]
+        if len(rows) == 1:
+            return int(rows[0]["id"])
+        if len(rows) > 1:
+            repos = ", ".join(sorted(str(r["repo"]) for r in rows))
+            raise ApiError(f"several DataID sets are named {text!r} (in {repos}): say which repo", status=400)
+        if text.isdigit():
+            return int(text)
+        where = f" in {repo}" if repo else ""
+        raise ApiError(f"no DataID set named {text!r}{where} (or you may not see it)", status=404)
+
+    def dataid_set(self, name_or_id: str | int, repo: str | None = None) -> dict[str, Any]:
+        """One DataID set, with its ``latest`` version."""
+        return self._json("GET", f"dataid-sets/{self.resolve_dataids(name_or_id, repo)}/")
+
+    def dataid_versions(self, name_or_id: str | int, repo: str | None = None) -> list[dict[str, Any]]:
+        """Every version of a DataID set, newest first (count, dimensions, source, tagging state)."""
+        return self._json("GET", f"dataid-sets/{self.resolve_dataids(name_or_id, repo)}/versions/")
+
+    def _create_dataids(self, *, files: Any = None, fields: dict[str, Any], body: dict[str, Any] | None = None):
+        try:
+            if body is not None:
+                return self._json(
+                    "POST",
+                    "dataid-sets/",
+                    data=json.dumps({**fields, **body}, default=_plain).encode("utf-8"),
+                    headers={"Content-Type": "application/json"},
+                )
+            return self._json("POST", "dataid-sets/", data=fields, files=files)
+        except ApiError as exc:
+            raise _upload_error(exc) from None
+
+    def upload_dataids(
+        self,
+        data: Any,
+        *,
+        repo: str,
+        name: str,
+        reason: str,
+        description: str = "",
+        public: bool = False,
+        drop_invalid: bool = False,
+        format: str | None = None,
+        dimensions: Sequence[str] | str | None = None,
+        comment: str = "",
+    ) -> dict[str, Any]:
+        """Check data IDs against ``repo`` and store them as set ``name`` (a new version if it is yours).
+
+        ``data`` is a file path (JSON, CSV, ECSV, VOTable, Parquet, FITS), an astropy ``Table``
+        (sent as ECSV), a pandas ``DataFrame`` or anything with ``to_csv`` (sent as CSV), or a
+        list of mappings. Alternate keys are understood (``obs_id``, ``day_obs`` + ``seq_num``,
+        detector full names). Nothing is stored if one data ID is invalid, unless
+        ``drop_invalid``. Returns the new version. A rejected upload raises :class:`ApiError`
+        whose ``payload["errors"]`` lists the problems (``where``, ``key``, ``message``).
+        """
+        fields: dict[str, Any] = {
+            "repo": repo,
+            "name": name,
+            "reason": reason,
+            "description": description,
+            "visibility": "public" if public else "private",
+            "drop_invalid": "true" if drop_invalid else "false",
+            "comment": comment,
+        }
+        dims = _dimension_list(dimensions)
+        if isinstance(data, list | tuple):
+            if not data:
+                raise ApiError("no data IDs to upload: the list is empty")
+            records = []
+            for i, item in enumerate(data):
+                if not isinstance(item, Mapping):
+                    raise ApiError(f"data ID {i} is a {type(item).__name__}, not a mapping")
+                records.append({str(k): _plain(v) for k, v in item.items()})
+            body: dict[str, Any] = {"data_ids": records, "drop_invalid": drop_invalid}
+            if dims:
+                body["dimensions"] = dims
+            if format:
+                body["format"] = format
+            return self._create_dataids(fields=fields, body=body)
+        filename, content, fmt = _upload_payload(data, format)
+        if fmt:
+            fields["format"] = fmt
+        if dims:
+            fields["dimensions"] = dims
+        return self._create_dataids(fields=fields, files={"file": (filename, content)})
+
+    def dataids_from_query(
+        self,
+        where: str,
+        *,
+        dimensions: Sequence[str] | str,
+        repo: str,
+        name: str,
+        reason: str,
+        description: str = "",
+        public: bool = False,
+        drop_invalid: bool = False,
+        comment: str = "",
+    ) -> dict[str, Any]:
+        """Store the data IDs a Butler query returns (``where``, e.g. ``"exposure.day_obs = 20251121"``)
+        for ``dimensions`` (e.g. ``["exposure", "detector"]``) as set ``name``. Returns the new version."""
+        fields = {
+            "repo": repo,
+            "name": name,
+            "reason": reason,
+            "description": description,
+            "visibility": "public" if public else "private",
+            "drop_invalid": drop_invalid,
+            "comment": comment,
+        }
+        return self._create_dataids(fields=fields, body={"query": where, "dimensions": _dimension_list(dimensions)})
+
+    def download_dataids(
+        self,
+        name_or_id: str | int,
+        format: str = "ecsv",
+        version: int | None = None,
+        repo: str | None = None,
+    ) -> str:
+        """The data IDs of a set (latest version, or ``version``) as JSON, CSV or ECSV text.
+
+        ECSV is what ``pipetask --data-id-table`` and ``astropy.table.Table.read`` read."""
+        params: dict[str, Any] = {"format": format}
+        if version is not None:
+            params["version"] = int(version)
+        response = self._request(
+            "GET",
+            f"dataid-sets/{self.resolve_dataids(name_or_id, repo)}/download/",
+            params=params,
+            headers={"Accept": "*/*"},
+        )
+        response.encoding = "utf-8"
+        return response.text
+
+    def tag_status(self, name_or_id: str | int, version: int | None = None, repo: str | None = None) -> dict[str, Any]:
+        """The version (latest, or ``version``) with its tagging state (``tag_status``: none, pending,
+        running, done or failed; ``tag_found``, ``tag_missing_count``, ``tag_error``)."""
+        params = {"version": int(version)} if version is not None else None
+        return self._json("GET", f"dataid-sets/{self.resolve_dataids(name_or_id, repo)}/tag-collection/", params=params)
+
+    def tag_dataids(
+        self,
+        name_or_id: str | int,
+        dataset_type: str,
+        collections: Sequence[str] | str,
+        collection: str | None = None,
+        version: int | None = None,
+        wait: bool = False,
+        timeout: float = 600.0,
+        repo: str | None = None,
+        poll_interval: float = 2.0,
+    ) -> dict[str, Any]:
+        """Find the ``dataset_type`` datasets of a set's data IDs in ``collections`` and put them in a
+        TAGGED ``collection`` (default ``u/<you>/dataids/<set>/v<n>``). The work runs on the server;
+        with ``wait`` this returns once it is done or failed (or raises after ``timeout`` seconds)."""
+        pk = self.resolve_dataids(name_or_id, repo)
+        body: dict[str, Any] = {"dataset_type": dataset_type, "input_collections": _dimension_list(collections)}
+        if collection:
+            body["collection"] = collection
+        if version is not None:
+            body["version"] = int(version)
+        state = self._json("POST", f"dataid-sets/{pk}/tag-collection/", json_body=body)
+        if not wait:
+            return state
+        deadline = time.monotonic() + timeout
+        while state.get("tag_status") not in ("done", "failed"):
+            if time.monotonic() >= deadline:
+                raise ApiError(
+                    f"tagging is still {state.get('tag_status')} after {timeout:g} s "
+                    "(is a Celery worker running?); check again later",
+                    payload=state,
+                )
+            time.sleep(min(poll_interval, max(deadline - time.monotonic(), 0.05)))
+            state = self.tag_status(pk, version=state.get("number"))
+        return state
+
+    def share_dataids(
+        self,
+        name_or_id: str | int,
+        *,
+        user: str | None = None,
+        group: str | None = None,
+        permission: str = "view",
+        grant: bool = True,
+        repo: str | None = None,
+    ) -> dict[str, Any]:
+        """Let one ``user`` or one ``group`` view (or ``permission="change"``) a set; ``grant=False`` takes it back."""
+        if bool(user) == bool(group):
+            raise ValueError("share_dataids() needs exactly one of user= or group=")
+        body = {"username": user or "", "group": group or "", "permission": permission, "grant": grant}
+        return self._json("POST", f"dataid-sets/{self.resolve_dataids(name_or_id, repo)}/share/", json_body=body)
+
+    def dataids_algebra(
+        self,
+        operation: str,
+        names: Sequence[str | int],
+        new_name: str,
+        reason: str,
+        repo: str | None = None,
+        description: str = "",
+        public: bool = False,
+    ) -> dict[str, Any]:
+        """A new set ``new_name``: the ``union``, ``intersection`` or ``difference`` (the first minus
+        the others) of the latest versions of ``names``. Returns its first version."""
+        body = {
+            "operation": operation,
+            "parents": [{"set": self.resolve_dataids(n, repo)} for n in names],
+            "name": new_name,
+            "reason": reason,
+            "description": description,
+            "visibility": "public" if public else "private",
+        }
+        return self._json("POST", "dataid-sets/algebra/", json_body=body)
+
+
+# --- DataID uploads ------------------------------------------------------------------------------
+
+
+def _dimension_list(value: Sequence[str] | str | None) -> list[str]:
+    """``"exposure, detector"`` or ``["exposure", "detector"]`` as a list of names."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (from tables and frames) as plain Python values, for JSON."""
+    if hasattr(value, "item") and callable(value.item):
+        try:
+            return value.item()
+        except (TypeError, ValueError):
+            pass
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    raise TypeError(f"{type(value).__name__} is not a data ID value")
+
+
+def _upload_payload(data: Any, fmt: str | None) -> tuple[str, bytes, str | None]:
+    """(file name, content, format) for a path, an astropy Table or a DataFrame-like object."""
+    if isinstance(data, str | os.PathLike):
+        path = Path(data)
+        try:
+            content = path.read_bytes()
+        except FileNotFoundError:
+            raise ApiError(f"cannot read {path}: no such file") from None
+        except IsADirectoryError:
+            raise ApiError(f"cannot read {path}: it is a directory") from None
+        except OSError as exc:
+            raise ApiError(f"cannot read {path}: {exc.strerror or exc}") from None
+        return path.name, content, fmt
+    if hasattr(data, "colnames") and hasattr(data, "write"):  # an astropy Table
+        out = io.StringIO()
+        data.write(out, format="ascii.ecsv")
+        return "table.ecsv", out.getvalue().encode("utf-8"), "ecsv"
+    if hasattr(data, "to_csv"):  # a pandas DataFrame, or anything that writes CSV text the same way
+        text = data.to_csv(index=False)
+        return "dataframe.csv", (text.encode("utf-8") if isinstance(text, str) else bytes(text)), "csv"
+    raise TypeError(
+        "upload_dataids() takes a file path, an astropy Table, a pandas DataFrame or a list of mappings, "
+        f"not {type(data).__name__}"
+    )
+
+
+def _upload_error(exc: ApiError) -> ApiError:
+    """One line for a rejected upload: the detail and the first problem; the payload keeps them all."""
+    lines, _ = upload_problems(exc.payload)
+    if not lines:
+        return exc
+    return ApiError(f"{exc.message} First problem: {lines[0]}", exc.status, exc.payload)

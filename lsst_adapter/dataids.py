@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,16 +47,27 @@ def dimension_keys(uri: str, element: str) -> set[tuple]:
 
 
 def query_data_ids(
-    uri: str, dimensions: Sequence[str], where: str, *, bind: dict[str, Any] | None = None
+    uri: str,
+    dimensions: Sequence[str],
+    where: str,
+    *,
+    bind: dict[str, Any] | None = None,
+    default_instrument: str | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Data IDs of ``dimensions`` matching a Butler ``where`` expression, as plain dicts of required keys."""
+    """Data IDs of ``dimensions`` matching a Butler ``where`` expression, as plain dicts of required keys.
+
+    ``default_instrument`` constrains the query when the expression names no instrument
+    (the Butler refuses expressions on exposure fields without one)."""
     from lsst.daf.butler import InvalidQueryError
 
     butler = open_butler(uri)
     required = required_dimensions(uri, dimensions)
     try:
         with butler.query() as query:
-            results = query.data_ids(required).where(where, bind=bind or {})
+            results = query.data_ids(required)
+            if default_instrument and not re.search(r"\binstrument\b", where):
+                results = results.where(instrument=default_instrument)
+            results = results.where(where, bind=bind or {})
             for data_id in results:
                 yield {name: data_id[name] for name in required}
     except InvalidQueryError as exc:

@@ -9,6 +9,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -122,6 +123,15 @@ def dataidset_download_response(dataid_set: DataIdSet, version, fmt: str) -> Htt
     return streaming  # type: ignore[return-value]
 
 
+class FileFormatNegotiation(DefaultContentNegotiation):
+    """``?format=`` names the file format of a download, not a DRF renderer (which would answer 404 for
+    csv and ecsv): errors are always rendered as JSON."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        renderer = next((r for r in renderers if r.format == "json"), renderers[0])
+        return renderer, renderer.media_type
+
+
 class DataIdSetViewSet(viewsets.GenericViewSet):
     """DataID sets: named, versioned, sharable sets of data IDs checked against a Butler repo."""
 
@@ -193,7 +203,7 @@ class DataIdSetViewSet(viewsets.GenericViewSet):
         ],
         responses={(200, "application/json"): OpenApiTypes.BINARY},
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], content_negotiation_class=FileFormatNegotiation)
     def download(self, request: Request, pk: str):
         dataid_set = selectors.access_dataidset(request.user, pk)
         version = selectors.dataidset_version(dataid_set=dataid_set, number=request.query_params.get("version"))

@@ -172,7 +172,14 @@ def _rows_from(source: UploadSource, checker: DataIdChecker):
         if problem is not None:
             raise InputError(f"Not a valid Butler 'where' expression: {problem.message}", field="query")
         try:
-            ids = list(query_data_ids(checker.uri, source.dimensions, source.query))
+            ids = list(
+                query_data_ids(
+                    checker.uri,
+                    source.dimensions,
+                    source.query,
+                    default_instrument=checker.repo.default_instrument or None,
+                )
+            )
         except RepoError as exc:
             raise InputError(str(exc), field="query") from exc
         except ValueError as exc:

@@ -32,7 +32,7 @@ demo-data: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy core campaigns tagging metrics cmclient config
+	$(BIN)/mypy core campaigns tagging metrics cmclient config lsst_adapter
 
 test: $(STAMP) browser-deps
 	$(BIN)/python scripts/test_env.py $(PYTEST_ARGS)

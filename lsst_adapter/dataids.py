@@ -129,7 +129,7 @@ def tag_datasets(
     dataset_dims = list(butler.get_dataset_type(dataset_type).dimensions.required)
     positions = [list(dimensions).index(d) for d in dataset_dims if d in dimensions]
     found_keys = {tuple(ref.dataId[dimensions[p]] for p in positions) for ref in refs}
-    missing = []
+    missing: list[dict[str, Any]] = []
     missing_count = 0
     for row in rows:
         key = tuple(row[p] for p in positions)

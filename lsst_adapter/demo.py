@@ -283,7 +283,7 @@ def build_demo_repo(
                         "science_program": "demo-survey",
                         "azimuth": 180.0 + (s.seq_num % 40),
                         "zenith_angle": 20.0 + (s.seq_num % 25),
-                        "region": _region(ra, dec),
+                        "region": _region(ra, dec) if ra is not None and dec is not None else None,
                         "timespan": span,
                     }
                 )

@@ -152,7 +152,7 @@ def main(argv: list[str]) -> int:
     checks = [
         [str(BIN / "ruff"), "check", "."],
         [str(BIN / "ruff"), "format", "--check", "."],
-        [str(BIN / "mypy"), "core", "campaigns", "tagging", "metrics", "cmclient", "config"],
+        [str(BIN / "mypy"), "core", "campaigns", "tagging", "metrics", "cmclient", "config", "lsst_adapter"],
     ]
     for cmd in checks:
         code = run(cmd, env)

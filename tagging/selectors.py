@@ -71,7 +71,7 @@ def detector_list(*, repo: ButlerRepo) -> QuerySet[Detector]:
     return Detector.objects.filter(repo=repo).order_by("instrument", "detector_id")
 
 
-def dataidset_list(*, user, repo_label: str | None = None, q: str = "") -> QuerySet[DataIdSet]:
+def dataidset_list(*, user, repo_label: str | None = None, q: str = "") -> Any:
     qs = DataIdSet.objects.restrict(user, "view").select_related("repo", "owner")
     if repo_label:
         qs = qs.filter(repo__label=repo_label)

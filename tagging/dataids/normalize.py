@@ -281,7 +281,7 @@ class DataIdChecker:
         for p in chunk:
             values = dict(p.values)
             problems: list[Problem] = []
-            instrument = values.get("instrument")
+            instrument: Any = values.get("instrument")
             if ("exposure", "obs_id") in p.alternates:
                 obs = str(p.alternates[("exposure", "obs_id")])
                 if (instrument, obs) in by_obs:
@@ -397,6 +397,7 @@ class DataIdChecker:
                 pending.values.pop(name, None)  # implied values (band with exposure, ...) are derived, not stored
             extra -= implied_only
             if extra:
+                result.rows_invalid += 1
                 result.add_error(
                     Problem(where, sorted(extra)[0], f"not a dimension of this set ({', '.join(self.required)})")
                 )

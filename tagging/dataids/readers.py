@@ -59,15 +59,26 @@ def _check_utf8_start(stream: IO[bytes]) -> None:
         raise ReadError("The file is UTF-16; save it as UTF-8.")
 
 
+def _refuse_undecodable(cells: list[str], where: str) -> None:
+    for cell in cells:
+        if not cell.isascii():
+            for ch in cell:
+                if "\udc80" <= ch <= "\udcff":
+                    raise ReadError(f"the file is not UTF-8 text (byte 0x{ord(ch) - 0xDC00:02x}).", where)
+
+
 def read_csv(stream: IO[bytes]) -> Iterator[RawRow]:
     _check_utf8_start(stream)
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    # Bytes that are not UTF-8 arrive as lone surrogates, refused below on the line that holds them
+    # (strict decoding fails a whole 8 kB chunk at once, so it cannot say which line).
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.reader(text)
     line = 1
     try:
         header = next(reader, None)
         if header is None or not any(h.strip() for h in header):
             raise ReadError("The file is empty: a header row of dimension names is needed.", "line 1")
+        _refuse_undecodable(header, "line 1")
         names = [h.strip() for h in header]
         for i, name in enumerate(names):
             if not name:
@@ -79,6 +90,7 @@ def read_csv(stream: IO[bytes]) -> Iterator[RawRow]:
             line = reader.line_num
             if not row or all(not cell.strip() for cell in row):
                 continue
+            _refuse_undecodable(row, f"line {line}")
             if len(row) != len(names):
                 missing = names[len(row) :] if len(row) < len(names) else []
                 what = (
@@ -137,10 +149,10 @@ def read_json(stream: IO[bytes]) -> tuple[dict[str, Any], Iterator[RawRow]]:
     stream.seek(0)
     if first == b"":
         raise ReadError("The file is empty.", "start of file")
+    metadata: dict[str, Any] = {}
     if first == b"[":
-        prefix, metadata = "item", {}
+        prefix = "item"
     elif first == b"{":
-        metadata = {}
         has_list = False
         try:
             for key_prefix, event, value in ijson.parse(stream):
@@ -200,7 +212,13 @@ def read_astropy(path: str, fmt: str) -> Iterator[RawRow]:
     from astropy.table import Table
 
     try:
-        table = Table.read(path, format=ASTROPY_FORMATS[fmt])
+        if fmt == "parquet":
+            # astropy's Parquet reader requires pandas, which is not installed; pyarrow (pinned) reads it.
+            import pyarrow.parquet as pq
+
+            table = Table(pq.read_table(path).to_pydict())
+        else:
+            table = Table.read(path, format=ASTROPY_FORMATS[fmt])
     except Exception as exc:  # astropy raises many kinds for unreadable files
         raise ReadError(f"astropy could not read this {fmt.upper()} file: {exc}") from exc
     if len(table) == 0:

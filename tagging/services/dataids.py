@@ -133,13 +133,13 @@ def _rows_from(source: UploadSource, checker: DataIdChecker):
             digest, size = raw.digest.hexdigest(), raw.size
         else:
             assert source.path is not None
-            digest = hashlib.sha256()
+            hasher = hashlib.sha256()
             with open(source.path, "rb") as handle:
                 for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
+                    hasher.update(block)
             size = source.size or 0
             result = checker.run(read_astropy(source.path, fmt))
-            digest = digest.hexdigest()  # type: ignore[assignment]
+            digest = hasher.hexdigest()
         return result, {
             "kind": SourceKind.FILE,
             "filename": source.filename,

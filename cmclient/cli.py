@@ -943,7 +943,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--name", required=True, help="name of the set (a new version if you already have one)")
         p.add_argument("--reason", required=True, metavar="TEXT", help="why this set exists")
         p.add_argument("--description", metavar="TEXT")
-        p.add_argument("--public", action="store_true", help="every logged-in user may see it (default: private)")
+        vis = p.add_mutually_exclusive_group()
+        vis.add_argument(
+            "--public",
+            dest="public",
+            action="store_true",
+            default=None,
+            help="every logged-in user may see it (default: private for a new set, unchanged for a new version)",
+        )
+        vis.add_argument("--private", dest="public", action="store_false", help="only you and those you share with")
         p.add_argument("--comment", metavar="TEXT", help="a note on this version")
 
     p = add_ds("list", cmd_dataids_list, "list the DataID sets you may see")
@@ -1002,7 +1010,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, metavar="NEW", help="name of the new set")
     p.add_argument("--reason", required=True, metavar="TEXT", help="why this set exists")
     p.add_argument("--description", metavar="TEXT")
-    p.add_argument("--public", action="store_true", help="every logged-in user may see it (default: private)")
+    p.add_argument(
+        "--public", action="store_true", default=None, help="every logged-in user may see it (default: private)"
+    )
     p.add_argument("--repo", metavar="LABEL", help="Butler repo label, if several repos have sets of those names")
 
     p = commands.add_parser(

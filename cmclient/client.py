@@ -489,7 +489,7 @@ class Client:
         name: str,
         reason: str,
         description: str = "",
-        public: bool = False,
+        public: bool | None = None,
         drop_invalid: bool = False,
         format: str | None = None,
         dimensions: Sequence[str] | str | None = None,
@@ -509,7 +509,7 @@ class Client:
             "name": name,
             "reason": reason,
             "description": description,
-            "visibility": "public" if public else "private",
+            **({} if public is None else {"visibility": "public" if public else "private"}),
             "drop_invalid": "true" if drop_invalid else "false",
             "comment": comment,
         }
@@ -544,7 +544,7 @@ class Client:
         name: str,
         reason: str,
         description: str = "",
-        public: bool = False,
+        public: bool | None = None,
         drop_invalid: bool = False,
         comment: str = "",
     ) -> dict[str, Any]:
@@ -555,7 +555,7 @@ class Client:
             "name": name,
             "reason": reason,
             "description": description,
-            "visibility": "public" if public else "private",
+            **({} if public is None else {"visibility": "public" if public else "private"}),
             "drop_invalid": drop_invalid,
             "comment": comment,
         }
@@ -649,7 +649,7 @@ class Client:
         reason: str,
         repo: str | None = None,
         description: str = "",
-        public: bool = False,
+        public: bool | None = None,
     ) -> dict[str, Any]:
         """A new set ``new_name``: the ``union``, ``intersection`` or ``difference`` (the first minus
         the others) of the latest versions of ``names``. Returns its first version."""
@@ -659,7 +659,7 @@ class Client:
             "name": new_name,
             "reason": reason,
             "description": description,
-            "visibility": "public" if public else "private",
+            **({} if public is None else {"visibility": "public" if public else "private"}),
         }
         return self._json("POST", "dataid-sets/algebra/", json_body=body)
 

@@ -36,14 +36,16 @@ def butler_repo_get(*, label: str) -> ButlerRepo:
 
 
 def exposure_list(*, repo: ButlerRepo, filters: dict[str, Any] | None = None) -> QuerySet[Exposure]:
-    filterset = ExposureFilterSet(without_blanks(filters), queryset=Exposure.objects.filter(repo=repo))
+    filterset = ExposureFilterSet(
+        without_blanks(filters), queryset=Exposure.objects.filter(repo=repo).select_related("repo")
+    )
     if not filterset.is_valid():
         raise ValidationError(filterset.errors.get_json_data())
     return filterset.qs.order_by("-day_obs", "-seq_num")
 
 
 def exposure_get(*, repo: ButlerRepo, exposure_id: int, instrument: str | None = None) -> Exposure:
-    qs = Exposure.objects.filter(repo=repo, exposure_id=exposure_id)
+    qs = Exposure.objects.filter(repo=repo, exposure_id=exposure_id).select_related("repo")
     if instrument:
         qs = qs.filter(instrument=instrument)
     exposure = qs.first()
@@ -115,6 +117,8 @@ def dataidset_by_name(*, user, repo_label: str, name: str) -> DataIdSet:
 
 def dataidset_version(*, dataid_set: DataIdSet, number: int | str | None = None) -> DataIdSetVersion:
     versions = dataid_set.versions.all()
+    if number not in (None, "", "latest") and not str(number).strip().isdigit():
+        raise Http404(f"{dataid_set.name} has no version {number}.")
     version = (
         versions.order_by("-number").first()
         if number in (None, "", "latest")

@@ -26,7 +26,7 @@ class ButlerRepoSerializer(serializers.ModelSerializer):
 
 
 class ExposureSerializer(serializers.ModelSerializer):
-    repo = serializers.CharField(source="repo_id")
+    repo = serializers.CharField(source="repo.label")
 
     class Meta:
         model = Exposure
@@ -121,7 +121,11 @@ class DataIdSetCreateSerializer(serializers.Serializer):
     repo = serializers.CharField(help_text="label of a Butler repo")
     reason = serializers.CharField(allow_blank=True)
     description = serializers.CharField(required=False, allow_blank=True, default="")
-    visibility = serializers.ChoiceField(choices=SetVisibility.choices, default=SetVisibility.PRIVATE)
+    visibility = serializers.ChoiceField(
+        choices=SetVisibility.choices,
+        required=False,
+        help_text="default: private for a new set, unchanged for a new version",
+    )
     drop_invalid = serializers.BooleanField(default=False, help_text="store the valid data IDs and report the rest")
     comment = serializers.CharField(required=False, allow_blank=True, default="")
     file = serializers.FileField(required=False, help_text="JSON, CSV, ECSV, VOTable, Parquet or FITS")

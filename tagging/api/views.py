@@ -169,7 +169,7 @@ class DataIdSetViewSet(viewsets.GenericViewSet):
             "name": d["name"],
             "reason": d["reason"],
             "description": d["description"],
-            "visibility": d["visibility"],
+            "visibility": d.get("visibility"),
             "drop_invalid": d["drop_invalid"],
             "comment": d["comment"],
         }

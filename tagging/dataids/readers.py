@@ -123,9 +123,10 @@ def _json_error(exc: Exception, index: int) -> ReadError:
         .removeprefix("lexical error: ")
     )
     where = f"index {index}" if index >= 0 else "start of file"
+    first = first.rstrip(". ")
+    if isinstance(exc, UnicodeDecodeError) or "UTF8" in first or "UTF-8" in first:
+        return ReadError("the file is not UTF-8 text near the data ID at this position.", where)
     hint = "the JSON ends too early" if "premature EOF" in first else first
-    if "invalid char" in first or isinstance(exc, UnicodeDecodeError):
-        hint = "not valid UTF-8 JSON text (" + first + ")"
     return ReadError(f"malformed JSON near the data ID at this position: {hint}.", where)
 
 

@@ -111,12 +111,11 @@ def _rows_from(source: UploadSource, checker: DataIdChecker):
         fmt = guess_format(source.filename, source.format)
         limit = settings.CM_DATAID_UPLOAD_MAX_BYTES
         if source.size is not None and source.size > limit:
-            raise InputError(
-                f"{source.filename} is {source.size:,} bytes; DataID uploads may be at most {limit:,} bytes.",
-                field="file",
-            )
+            message = f"{source.filename} is {source.size:,} bytes; DataID uploads may be at most {limit:,} bytes."
+            raise InputError(message, [{"where": "file", "key": "", "message": message}], 1, field="file")
         if source.size == 0:
-            raise InputError(f"{source.filename} is empty.", field="file")
+            message = f"{source.filename} is empty."
+            raise InputError(message, [{"where": "file", "key": "", "message": message}], 1, field="file")
         if fmt in ("json", "csv"):
             assert source.stream is not None
             raw = _HashingRaw(source.stream)
@@ -140,7 +139,9 @@ def _rows_from(source: UploadSource, checker: DataIdChecker):
             size = source.size or 0
             result = checker.run(read_astropy(source.path, fmt))
             digest = hasher.hexdigest()
+        provenance_meta = {k: v for k, v in source.metadata.items() if isinstance(v, str | int | float | bool)}
         return result, {
+            **({"metadata": provenance_meta} if provenance_meta else {}),
             "kind": SourceKind.FILE,
             "filename": source.filename,
             "format": fmt,
@@ -195,7 +196,8 @@ def _rows_from(source: UploadSource, checker: DataIdChecker):
 
 def _quota_check(user, adding: int) -> None:
     quota = settings.CM_DATAID_QUOTA
-    used = DataIdSetVersion.objects.filter(dataid_set__owner=user).aggregate(n=Sum("count"))["n"] or 0
+    # Counted by who stored the data IDs, so adding versions to someone else's shared set counts too.
+    used = DataIdSetVersion.objects.filter(created_by=user).aggregate(n=Sum("count"))["n"] or 0
     if used + adding > quota:
         raise InputError(
             f"This would store {adding:,} more data IDs, but you already store {used:,} and your quota is {quota:,}. "
@@ -244,7 +246,7 @@ def dataidset_create(
     reason: str,
     source: UploadSource,
     description: str = "",
-    visibility: str = SetVisibility.PRIVATE,
+    visibility: str | None = None,
     drop_invalid: bool = False,
     comment: str = "",
 ) -> DataIdSetVersion:
@@ -255,7 +257,7 @@ def dataidset_create(
     if repo is None:
         raise ValidationError({"repo": f"Unknown Butler repo {repo_label!r}."})
     _validate_meta(name, reason)
-    if visibility not in SetVisibility.values:
+    if visibility is not None and visibility not in SetVisibility.values:
         raise ValidationError({"visibility": f"{visibility!r} is not one of {', '.join(SetVisibility.values)}."})
     existing = DataIdSet.objects.select_for_update().filter(repo=repo, name=name).first()
     if existing is not None and not DataIdSet.objects.restrict(user, "change").filter(pk=existing.pk).exists():
@@ -295,14 +297,15 @@ def dataidset_create(
             owner=user,
             reason=reason.strip(),
             description=description.strip(),
-            visibility=visibility,
+            visibility=visibility or SetVisibility.PRIVATE,
         )
     else:
+        # A new version keeps the set's visibility unless the uploader says otherwise.
         dataid_set = existing
         DataIdSet.objects.filter(pk=existing.pk).update(
             reason=reason.strip(),
             description=description.strip() or existing.description,
-            visibility=visibility,
+            visibility=visibility or existing.visibility,
             updated=timezone.now(),
         )
     version = DataIdSetVersion.objects.create(
@@ -376,6 +379,8 @@ def dataidset_algebra(
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT COUNT(*) FROM ({selects}) AS combined", [p.pk for p in ordered])  # noqa: S608
         count = cursor.fetchone()[0]
+    if count == 0:
+        raise InputError(f"The {operation} is empty; no set was stored.", field="parents")
     _quota_check(user, count)
     dataid_set = DataIdSet.objects.create(
         name=name, repo=repo, owner=user, reason=reason.strip(), description=description.strip(), visibility=visibility

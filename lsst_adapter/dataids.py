@@ -123,9 +123,12 @@ def tag_datasets(
         raise RepoError(f"Dataset type {dataset_type!r} is not registered in this repo.") from exc
     except Exception as exc:
         raise RepoError(f"The Butler could not resolve the data IDs: {exc}") from exc
-    butler.collections.register(collection, CollectionType.TAGGED)
-    with butler.transaction():
-        butler.registry.associate(collection, refs)
+    try:
+        butler.collections.register(collection, CollectionType.TAGGED)
+        with butler.transaction():
+            butler.registry.associate(collection, refs)
+    except Exception as exc:  # e.g. the name is taken by a RUN collection; the caller records the message
+        raise RepoError(f"Could not fill the TAGGED collection {collection!r}: {exc}") from exc
     dataset_dims = list(butler.get_dataset_type(dataset_type).dimensions.required)
     positions = [list(dimensions).index(d) for d in dataset_dims if d in dimensions]
     found_keys = {tuple(ref.dataId[dimensions[p]] for p in positions) for ref in refs}

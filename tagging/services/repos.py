@@ -17,7 +17,7 @@ def butler_repo_upsert(
     )
     existing = ButlerRepo.objects.filter(label=label).first()
     if existing is not None:
-        repo.pk, repo.created = existing.pk, existing.created
+        repo.pk, repo.created, repo.mirror_synced = existing.pk, existing.created, existing.mirror_synced
     repo.full_clean(validate_unique=existing is None)
     repo.save()
     return repo

@@ -8,7 +8,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from tagging.services import demo_repo_register
+from tagging.services import demo_repo_register, repo_mirror_sync
 
 
 class Command(BaseCommand):
@@ -41,4 +41,9 @@ class Command(BaseCommand):
                     f"{summary.raws} raws in DemoCam/raw/all."
                 )
             )
-        demo_repo_register(root=str(path), label=label)
+        repo = demo_repo_register(root=str(path), label=label)
+        if repo.mirror_synced is None:
+            counts = repo_mirror_sync(repo=repo)
+            self.stdout.write(
+                f"Read {counts['exposures']} exposures and {counts['detectors']} detectors from its registry."
+            )

@@ -7,9 +7,11 @@ from typing import Any
 
 import yaml
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import Q
+from django.template.defaultfilters import filesizeformat
 
 from core.roles import STAFF_GROUP
 from tagging.models import ButlerRepo
@@ -214,8 +216,20 @@ class CloneForm(forms.Form):
 class ImportForm(forms.Form):
     file = forms.FileField(help_text="A campaign YAML file (as exported).", required=False)
     yaml = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 12, "class": "mono"}), label="…or paste YAML"
+        required=False,
+        strip=False,  # stripping leading blank lines would shift the line numbers of YAML errors
+        widget=forms.Textarea(attrs={"rows": 12, "class": "mono"}),
+        label="…or paste YAML",
     )
+
+    def clean_file(self):
+        upload = self.cleaned_data.get("file")
+        # Checked before anything reads the file into memory.
+        if upload is not None and upload.size > settings.CM_YAML_MAX_BYTES:
+            raise ValidationError(
+                f"The file is {filesizeformat(upload.size)}; at most {filesizeformat(settings.CM_YAML_MAX_BYTES)} is accepted."
+            )
+        return upload
 
 
 class StatusForm(forms.Form):

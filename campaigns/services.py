@@ -19,6 +19,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import F
+from django.http import Http404
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
@@ -161,6 +162,11 @@ def campaign_update(*, user, campaign_id: int, version: int, data: Mapping[str, 
         _write_steps(campaign, steps)
     if owner.username != before["owner"]:
         _grant_owner(campaign)
+        # The previous owner's rights came with ownership; they go with it (unless they stay a collaborator).
+        previous = get_user_model().objects.filter(username=before["owner"]).first()
+        if previous is not None:
+            for perm in ("view_campaign", "change_campaign"):
+                remove_perm(perm, previous, campaign)
     _record(campaign=campaign, actor=user, action=HistoryAction.EDIT, changes=changes, comment=comment)
     return campaign
 
@@ -221,7 +227,8 @@ def campaign_clone(
     source = access_campaign(user, campaign_id, VIEW)
     _require_staff(user)
     data = snapshot(source)
-    data.update({"name": name, "owner": user.username, "collaborators": data["collaborators"]})
+    # The copy is the cloner's: the source's collaborators get no rights on it unless the cloner adds them.
+    data.update({"name": name, "owner": user.username, "collaborators": []})
     data.update(overrides or {})
     return campaign_create(
         user=user, data=data, comment=comment or f"Cloned from {source.name} (version {source.version})."
@@ -328,7 +335,7 @@ def attachment_delete(*, user, campaign_id: int, attachment_id: int, comment: st
     campaign = access_campaign(user, campaign_id, CHANGE, for_update=True)
     attachment = campaign.attachments.filter(pk=attachment_id).first()
     if attachment is None:
-        raise Attachment.DoesNotExist(f"No attachment {attachment_id} on campaign {campaign.name}.")
+        raise Http404(f"No attachment {attachment_id} on campaign {campaign.name}.")
     name, stored = attachment.original_name, str(attachment.file.name)
     attachment.delete()
     campaign.version += 1

@@ -313,8 +313,10 @@ def attachment_upload(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, f"{attachment.original_name} was attached.")
         except ValidationError as exc:
             messages.error(request, "The file was not attached: " + _error_text(exc))
-    else:
+    elif "file" not in request.FILES:
         messages.error(request, "The file was not attached: choose a file.")
+    else:  # e.g. an empty file: say so rather than "choose a file"
+        messages.error(request, "The file was not attached: " + " ".join(m for e in form.errors.values() for m in e))
     return redirect(reverse("campaigns:detail", args=[pk]) + "#attachments")
 
 

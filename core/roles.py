@@ -55,3 +55,16 @@ def set_role(user, role: str) -> None:
     user.groups.add(Group.objects.get(name=role))
     if hasattr(user, "_cm_group_names"):
         del user._cm_group_names
+
+
+def role_group_of(user) -> str | None:
+    """The role group the user is in (``staff`` wins over ``science``), or None."""
+    names = set(user.groups.filter(name__in=ROLE_GROUPS).values_list("name", flat=True))
+    return STAFF_GROUP if STAFF_GROUP in names else (SCIENCE_GROUP if SCIENCE_GROUP in names else None)
+
+
+def clear_role(user) -> None:
+    """Take the user out of both role groups (they may still log in and see public objects)."""
+    user.groups.remove(*Group.objects.filter(name__in=ROLE_GROUPS))
+    if hasattr(user, "_cm_group_names"):
+        del user._cm_group_names

@@ -76,6 +76,18 @@ class CampaignWriteSerializer(serializers.Serializer):
             unknown = sorted(set(data.keys()) - set(self.fields))
             if unknown:
                 raise serializers.ValidationError({key: [f"Unknown field {key!r}."] for key in unknown})
+            # Nested serializers drop unknown keys too: name them with the definition's paths instead.
+            nested = {}
+            if isinstance(data.get("bps"), dict):
+                nested.update({f"bps.{k}": "bps" for k in data["bps"] if k not in BPS_FIELDS})
+            for list_key, child in (("links", LinkSerializer), ("steps", StepSerializer)):
+                if isinstance(data.get(list_key), list):
+                    allowed = set(child().fields)
+                    for i, item in enumerate(data[list_key]):
+                        if isinstance(item, dict):
+                            nested.update({f"{list_key}[{i}].{k}": list_key for k in item if k not in allowed})
+            if nested:
+                raise serializers.ValidationError({path: ["Unknown key."] for path in nested})
         value = super().to_internal_value(data)
         # Only what the client sent; bps keeps only sent keys (no invented defaults).
         if "bps" in value and hasattr(data, "get") and isinstance(data.get("bps"), dict):

@@ -316,7 +316,9 @@ def attachment_upload(request: HttpRequest, pk: int) -> HttpResponse:
     elif "file" not in request.FILES:
         messages.error(request, "The file was not attached: choose a file.")
     else:  # e.g. an empty file: say so rather than "choose a file"
-        messages.error(request, "The file was not attached: " + " ".join(str(m) for e in form.errors.values() for m in e))
+        messages.error(
+            request, "The file was not attached: " + " ".join(str(m) for e in form.errors.values() for m in e)
+        )
     return redirect(reverse("campaigns:detail", args=[pk]) + "#attachments")
 
 

@@ -10,6 +10,9 @@ Modules:
 - ``where``: Butler ``where``-expression syntax checks.
 - ``demo``: the DemoCam instrument and the demo repository builder.
 - ``registry``: reading dimension records (exposures, detectors) from a repo.
+- ``dataids``: dimension groups, known values, queries, TAGGED collections, data-ID tables.
+- ``bps``: rendering BPS submit files, preparing and running workflows, reading their progress.
+- ``bps_noop``: a WMS service that does nothing, to measure our own orchestration cost.
 """
 
 from .where import WhereError, check_where_syntax

@@ -14,7 +14,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group as AuthGroup
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
@@ -26,6 +25,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 from core.errors import ConflictError
 from core.roles import is_staff_member
+from core.sharing import share_object
 
 from .choices import STATUS_TRANSITIONS, CampaignStatus, HistoryAction
 from .definition import DEFINITION_FIELDS, as_snapshot, clean_definition, diff, snapshot
@@ -247,32 +247,14 @@ def campaign_share(
 ) -> Campaign:
     """Share (or stop sharing) a campaign with one user or one group, for ``view`` or ``change``."""
     campaign = access_campaign(user, campaign_id, CHANGE, for_update=True)
-    if permission not in (VIEW, CHANGE):
-        raise ValidationError({"permission": "Must be 'view' or 'change'."})
-    if bool(username) == bool(group):
-        raise ValidationError({"username": "Give exactly one of a username or a group."})
-    target: Any
-    if username:
-        target = get_user_model().objects.filter(username=username, is_active=True).first()
-        if target is None:
-            raise ValidationError({"username": f"No active user {username!r}."})
-        label = f"user {username}"
-    else:
-        target = AuthGroup.objects.filter(name=group).first()
-        if target is None:
-            raise ValidationError({"group": f"No group {group!r}."})
-        label = f"group {group}"
-    perms = [f"{permission}_campaign"] + (["view_campaign"] if permission == CHANGE else [])
-    for perm in perms:
-        (assign_perm if grant else remove_perm)(perm, target, campaign)
+    done = share_object(campaign, username=username, group=group, permission=permission, grant=grant)
     campaign.version += 1
     campaign.save(update_fields=["version", "updated"])
-    verb = "granted" if grant else "revoked"
     _record(
         campaign=campaign,
         actor=user,
         action=HistoryAction.SHARE,
-        changes={"sharing": [None, f"{permission} {verb} for {label}"]},
+        changes={"sharing": [None, done]},
     )
     return campaign
 

@@ -105,10 +105,10 @@ class SetVisibility(models.TextChoices):
 class DataIdSetQuerySet(models.QuerySet):
     def restrict(self, user, action: str = "view") -> DataIdSetQuerySet:
         """The one permission gate for DataID sets: what ``user`` may ``view`` or ``change``."""
-        from django.contrib.auth.models import Group as AuthGroup
         from django.db.models import Q
 
         from core.roles import is_staff_member
+        from core.sharing import shared_with_q
 
         if action not in ("view", "change"):
             raise ValueError(f"Unknown action {action!r}")
@@ -118,20 +118,8 @@ class DataIdSetQuerySet(models.QuerySet):
             return self
         if action == "change" and not is_staff_member(user):
             return self.none()
-        codename = f"{action}_dataidset"
-        groups = AuthGroup.objects.filter(user=user).values("pk")
-        mine = (
-            Q(owner=user)
-            | Q(
-                pk__in=DataIdSetUserObjectPermission.objects.filter(user=user, permission__codename=codename).values(
-                    "content_object_id"
-                )
-            )
-            | Q(
-                pk__in=DataIdSetGroupObjectPermission.objects.filter(
-                    group__in=groups, permission__codename=codename
-                ).values("content_object_id")
-            )
+        mine = Q(owner=user) | shared_with_q(
+            user, f"{action}_dataidset", DataIdSetUserObjectPermission, DataIdSetGroupObjectPermission
         )
         if action == "change":
             return self.filter(mine)

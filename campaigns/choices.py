@@ -63,6 +63,58 @@ class GroupStatus(models.TextChoices):
 
 
 GROUP_DONE_STATES = {GroupStatus.SUCCEEDED, GroupStatus.ACCEPTED}
+# A group in one of these states has a worker (or a WMS) busy with it.
+GROUP_ACTIVE_STATES = {GroupStatus.PREFLIGHT, GroupStatus.SUBMITTING, GroupStatus.RUNNING}
+# Nothing more happens to a group in one of these states unless a person acts.
+GROUP_STOPPED_STATES = {GroupStatus.SUCCEEDED, GroupStatus.ACCEPTED, GroupStatus.FAILED, GroupStatus.CANCELLED}
+
+
+class StepStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    READY = "ready", "Ready"
+    RUNNING = "running", "Running"
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class SubmissionKind(models.TextChoices):
+    SUBMIT = "submit", "Submit"
+    RETRY = "retry", "Retry (everything again, fresh run)"
+    RESCUE = "rescue", "Rescue (skip what the previous run produced)"
+
+
+class SubmissionState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    PREFLIGHT = "preflight", "Preflight"
+    SUBMITTING = "submitting", "Submitting"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    LOST = "lost", "Worker lost"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+SUBMISSION_OPEN_STATES = {
+    SubmissionState.QUEUED,
+    SubmissionState.PREFLIGHT,
+    SubmissionState.SUBMITTING,
+    SubmissionState.RUNNING,
+}
+
+
+class ErrorAction(models.TextChoices):
+    AUTO_RETRY = "auto-retry", "Retry automatically"
+    REVIEW = "review", "Stop for a person to review"
+    FAIL = "fail", "Fail the group"
+
+
+class SplitBy(models.TextChoices):
+    NIGHT = "night", "One group per night (day_obs)"
+    EXPOSURE = "exposure", "Groups of at most max_size exposures"
+    VISIT = "visit", "Groups of at most max_size visits"
+    LIST = "list", "Named groups, each with its own where clause"
 
 
 class HistoryAction(models.TextChoices):
@@ -74,6 +126,9 @@ class HistoryAction(models.TextChoices):
     ARCHIVE = "archive", "Archived"
     UNARCHIVE = "unarchive", "Restored"
     SHARE = "share", "Sharing changed"
+    LAUNCH = "launch", "Launched"
+    APPROVE = "approve", "Step approved"
+    EXECUTION = "execution", "Execution"
 
 
 class WmsPlugin(models.TextChoices):

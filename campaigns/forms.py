@@ -16,7 +16,7 @@ from django.template.defaultfilters import filesizeformat
 from core.roles import STAFF_GROUP
 from tagging.models import ButlerRepo
 
-from .choices import CampaignStatus, CampaignType, Visibility, WmsPlugin
+from .choices import CampaignStatus, CampaignType, ErrorAction, Visibility, WmsPlugin
 from .definition import snapshot
 from .models import Campaign
 
@@ -250,3 +250,15 @@ class ShareForm(forms.Form):
     grant = forms.TypedChoiceField(
         choices=[("1", "share"), ("0", "stop sharing")], coerce=lambda v: v == "1", initial="1"
     )
+
+
+class ErrorRuleForm(forms.Form):
+    task_label = forms.CharField(required=False, max_length=200, help_text="Blank: any task.")
+    message_regex = forms.CharField(
+        max_length=1000,
+        label="Message pattern",
+        help_text="A Python regular expression searched in the exception message.",
+    )
+    action = forms.ChoiceField(choices=ErrorAction.choices)
+    max_retries = forms.IntegerField(min_value=0, initial=1, help_text="For auto-retry: how many new attempts at most.")
+    comment = forms.CharField(required=False, max_length=1000)

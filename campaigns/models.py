@@ -15,7 +15,17 @@ from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from core.roles import is_staff_member
 
-from .choices import CampaignStatus, CampaignType, GroupStatus, HistoryAction, Visibility
+from .choices import (
+    CampaignStatus,
+    CampaignType,
+    ErrorAction,
+    GroupStatus,
+    HistoryAction,
+    StepStatus,
+    SubmissionKind,
+    SubmissionState,
+    Visibility,
+)
 
 slug_safe = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
@@ -125,6 +135,10 @@ class CampaignGroupObjectPermission(GroupObjectPermissionBase):
         return f"{self.group} {self.permission.codename} {self.content_object_id}"
 
 
+def default_split() -> dict:
+    return {"by": "night"}
+
+
 class Step(models.Model):
     """A stage of a campaign (a pipeline subset); steps are global synchronization points."""
 
@@ -134,6 +148,23 @@ class Step(models.Model):
     pipeline_subset = models.CharField(max_length=200, blank=True)
     depends_on = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="dependents")
     requires_approval = models.BooleanField(default=False)
+    # Execution (issue "Execution"): written only by campaigns.execution services.
+    split = models.JSONField(
+        default=default_split,
+        blank=True,
+        help_text='How the step is cut into groups: {"by": "night"}, {"by": "exposure", "max_size": N}, '
+        '{"by": "visit", "max_size": N} or {"by": "list", "groups": [{"name": ..., "where": ...}]}.',
+    )
+    status = models.CharField(max_length=20, choices=StepStatus.choices, default=StepStatus.WAITING)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approval_comment = models.TextField(blank=True)
+    output_collection = models.CharField(
+        max_length=512, blank=True, help_text="CHAINED collection over the RUN collections of the step's groups."
+    )
+    error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["campaign", "position"]
@@ -155,6 +186,20 @@ class Group(models.Model):
     data_query = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
+    # Execution (issue "Execution"): written only by campaigns.execution services.
+    where = models.TextField(blank=True, help_text="Frozen selection: the campaign's data query AND this slice.")
+    data_id_table = models.CharField(max_length=1024, blank=True, help_text="ECSV of data IDs (--data-id-table).")
+    output_collection = models.CharField(max_length=512, blank=True, help_text="The group's CHAINED collection.")
+    run_collection = models.CharField(max_length=512, blank=True, help_text="RUN collection of the current attempt.")
+    attempts = models.PositiveIntegerField(default=0)
+    quanta_total = models.PositiveIntegerField(default=0)
+    quanta_succeeded = models.PositiveIntegerField(default=0)
+    quanta_failed = models.PositiveIntegerField(default=0)
+    quanta_running = models.PositiveIntegerField(default=0)
+    quanta_pending = models.PositiveIntegerField(default=0)
+    last_progress = models.DateTimeField(null=True, blank=True)
+    needs_review = models.BooleanField(default=False, help_text="An error rule asked a person to look at a failure.")
+    error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["step", "position", "name"]
@@ -162,6 +207,114 @@ class Group(models.Model):
 
     def __str__(self) -> str:
         return f"{self.step}/{self.name}"
+
+
+class Submission(models.Model):
+    """One attempt of one group through BPS: what was asked, where it ran, how it ended."""
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="submissions")
+    number = models.PositiveIntegerField(help_text="Attempt number within the group, from 1.")
+    kind = models.CharField(max_length=10, choices=SubmissionKind.choices, default=SubmissionKind.SUBMIT)
+    state = models.CharField(max_length=12, choices=SubmissionState.choices, default=SubmissionState.QUEUED)
+    output_collection = models.CharField(max_length=512, blank=True)
+    run_collection = models.CharField(max_length=512)
+    skip_existing_in = models.JSONField(default=list, blank=True)
+    submit_dir = models.CharField(max_length=1024, blank=True)
+    submit_yaml = models.CharField(max_length=1024, blank=True)
+    wms = models.CharField(max_length=20, blank=True)
+    compute_site = models.CharField(max_length=100, blank=True)
+    wms_run_id = models.CharField(max_length=255, blank=True)
+    bps_run_name = models.CharField(max_length=255, blank=True)
+    quanta_total = models.PositiveIntegerField(default=0)
+    quanta_succeeded = models.PositiveIntegerField(default=0)
+    quanta_failed = models.PositiveIntegerField(default=0)
+    quanta_running = models.PositiveIntegerField(default=0)
+    quanta_pending = models.PositiveIntegerField(default=0)
+    quanta_blocked = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    celery_task_id = models.CharField(max_length=255, blank=True)
+    worker_name = models.CharField(max_length=255, blank=True, help_text="Celery hostname of the worker.")
+    worker_host = models.CharField(max_length=255, blank=True, help_text="socket.gethostname() of the worker.")
+    worker_pid = models.PositiveIntegerField(null=True, blank=True)
+    worker_pid_started = models.FloatField(null=True, blank=True, help_text="Process start time (guards pid reuse).")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    requeued = models.PositiveIntegerField(default=0, help_text="Times reconciliation put it back in the queue.")
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    submitted = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    last_progress = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["group", "number"]
+        constraints = [models.UniqueConstraint(fields=["group", "number"], name="submission_unique_number")]
+        indexes = [models.Index(fields=["state"])]
+
+    def __str__(self) -> str:
+        return f"{self.group} attempt {self.number} ({self.state})"
+
+
+class ErrorRule(models.Model):
+    """Maps a known failure (task label and message pattern) to what the executor does about it."""
+
+    task_label = models.CharField(max_length=200, blank=True, help_text="Blank: any task.")
+    message_regex = models.CharField(max_length=1000, help_text="Python regular expression searched in the message.")
+    action = models.CharField(max_length=12, choices=ErrorAction.choices)
+    max_retries = models.PositiveIntegerField(default=1)
+    enabled = models.BooleanField(default=True)
+    position = models.PositiveIntegerField(default=0)
+    comment = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.task_label or '*'} /{self.message_regex}/ -> {self.action}"
+
+
+class QuantumError(models.Model):
+    """One failed quantum (or job) of a submission, and what the error rules decided."""
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="quantum_errors")
+    task_label = models.CharField(max_length=200)
+    data_id = models.JSONField(default=dict, blank=True)
+    exception_type = models.CharField(max_length=300, blank=True)
+    message = models.TextField(blank=True)
+    log_location = models.CharField(max_length=1024, blank=True)
+    rule = models.ForeignKey(ErrorRule, on_delete=models.SET_NULL, null=True, blank=True, related_name="matches")
+    action = models.CharField(max_length=12, choices=ErrorAction.choices, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["submission", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.task_label} {self.data_id} {self.exception_type}"
+
+
+class GroupTransition(models.Model):
+    """One change of a group's status: from, to, who (null: the executor) and why."""
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="transitions")
+    from_status = models.CharField(max_length=20, choices=GroupStatus.choices)
+    to_status = models.CharField(max_length=20, choices=GroupStatus.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    submission = models.ForeignKey(Submission, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["group", "at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.group_id}: {self.from_status} -> {self.to_status}"
 
 
 def attachment_upload_to(instance: Attachment, filename: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.http import Http404
 
 from core.filters import without_blanks
@@ -125,3 +125,75 @@ def attachment_for_download(*, user, campaign_id: int, attachment_id: int) -> At
     if attachment is None:
         raise Http404("No such attachment.")
     return attachment
+
+
+def access_group(user, group_id: int | str, action: str = VIEW) -> Group:
+    """A group of a campaign the user may ``action`` (404 if they may not see it)."""
+    try:
+        group_id = int(group_id)
+    except (TypeError, ValueError):
+        raise Http404("No such group.") from None
+    group = Group.objects.select_related("step__campaign").filter(pk=group_id).first()
+    if group is None:
+        raise Http404("No such group.")
+    access_campaign(user, group.step.campaign_id, action)
+    return group
+
+
+def access_step(user, step_id: int | str, action: str = VIEW) -> Step:
+    try:
+        step_id = int(step_id)
+    except (TypeError, ValueError):
+        raise Http404("No such step.") from None
+    step = Step.objects.select_related("campaign").filter(pk=step_id).first()
+    if step is None:
+        raise Http404("No such step.")
+    access_campaign(user, step.campaign_id, action)
+    return step
+
+
+def group_submissions(*, group: Group) -> QuerySet:
+    from .models import Submission
+
+    return Submission.objects.filter(group=group).select_related("requested_by").order_by("-number")
+
+
+def group_errors(*, group: Group) -> QuerySet:
+    from .models import QuantumError
+
+    return (
+        QuantumError.objects.filter(submission__group=group)
+        .select_related("submission", "rule")
+        .order_by("-submission__number", "task_label", "pk")
+    )
+
+
+def group_transitions(*, group: Group) -> QuerySet:
+    from .models import GroupTransition
+
+    return GroupTransition.objects.filter(group=group).select_related("actor", "submission").order_by("-at", "-pk")
+
+
+def campaign_failures(*, campaign: Campaign) -> dict[str, list[dict[str, Any]]]:
+    """Failures of the campaign's latest attempts, counted by error rule and by task."""
+    from .models import QuantumError
+
+    # Only each group's latest attempt: failures that a retry or rescue since fixed are history, not a count.
+    errors = QuantumError.objects.filter(
+        submission__group__step__campaign=campaign, submission__number=F("submission__group__attempts")
+    )
+    by_rule = (
+        errors.values("rule__id", "rule__message_regex", "rule__task_label", "action")
+        .annotate(n=Count("pk"))
+        .order_by("-n")
+    )
+    by_task = errors.values("task_label", "exception_type").annotate(n=Count("pk")).order_by("-n", "task_label")
+    return {"by_rule": [dict(row) for row in by_rule], "by_task": [dict(row) for row in by_task]}
+
+
+def error_rules() -> QuerySet:
+    from .models import ErrorRule
+
+    return (
+        ErrorRule.objects.select_related("created_by").annotate(match_count=Count("matches")).order_by("position", "pk")
+    )

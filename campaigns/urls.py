@@ -6,6 +6,14 @@ app_name = "campaigns"
 
 urlpatterns = [
     path("", views.campaign_list, name="list"),
+    path("error-rules/", views.error_rules, name="error-rules"),
+    path("<int:pk>/run-panel/", views.campaign_run_panel, name="run-panel"),
+    path("<int:pk>/launch/", views.campaign_launch, name="launch"),
+    path("<int:pk>/pause/", views.campaign_pause, name="pause"),
+    path("<int:pk>/resume/", views.campaign_resume, name="resume"),
+    path("<int:pk>/steps/<int:step_id>/approve/", views.step_approve, name="step-approve"),
+    path("<int:pk>/groups/<int:group_id>/", views.group_detail, name="group"),
+    path("<int:pk>/groups/<int:group_id>/<str:verb>/", views.group_action, name="group-action"),
     path("new/", views.campaign_create, name="create"),
     path("import/", views.campaign_import, name="import"),
     path("<int:pk>/", views.campaign_detail, name="detail"),

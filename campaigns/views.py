@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
@@ -95,19 +95,27 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _run_panel_context(request: HttpRequest, campaign, can_edit: bool) -> dict:
+    """What the self-refreshing part of the campaign page shows: progress, steps, groups, failures."""
+    return {
+        "campaign": campaign,
+        "can_edit": can_edit,
+        "steps": selectors.campaign_steps(campaign=campaign),
+        "progress": selectors.campaign_progress(campaign=campaign),
+        "failures": selectors.campaign_failures(campaign=campaign),
+        "next_statuses": sorted(STATUS_TRANSITIONS[campaign.status]) if can_edit else [],
+    }
+
+
 def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = selectors.access_campaign(request.user, pk, VIEW)
     can_edit = selectors.campaign_can_change(request.user, campaign)
     history = Paginator(selectors.campaign_history(campaign=campaign), 50).get_page(request.GET.get("history_page"))
     context = {
-        "campaign": campaign,
-        "can_edit": can_edit,
-        "steps": selectors.campaign_steps(campaign=campaign),
-        "progress": selectors.campaign_progress(campaign=campaign),
+        **_run_panel_context(request, campaign, can_edit),
         "history": history,
         "attachments": selectors.campaign_attachments(campaign=campaign),
         "collaborators": campaign.collaborators.order_by("username"),
-        "next_statuses": sorted(STATUS_TRANSITIONS[campaign.status]) if can_edit else [],
         "attachment_form": AttachmentForm() if can_edit else None,
         "share_form": ShareForm() if can_edit else None,
         "active": "campaigns",
@@ -332,3 +340,136 @@ def attachment_delete(request: HttpRequest, pk: int, attachment_id: int) -> Http
     services.attachment_delete(user=request.user, campaign_id=pk, attachment_id=attachment_id)
     messages.success(request, "Attachment removed.")
     return redirect("campaigns:detail", pk=pk)
+
+
+# --- execution ---------------------------------------------------------------------------------
+
+
+def campaign_run_panel(request: HttpRequest, pk: int) -> HttpResponse:
+    """The progress/steps/failures fragment the campaign page reloads every few seconds while it runs."""
+    campaign = selectors.access_campaign(request.user, pk, VIEW)
+    context = _run_panel_context(request, campaign, selectors.campaign_can_change(request.user, campaign))
+    response = render(request, "campaigns/_run_panel.html", context)
+    response["X-Refresh-Seconds"] = "5" if campaign.status == "running" else "0"
+    return response
+
+
+def _run_action(request: HttpRequest, pk: int, service, done: str) -> HttpResponse:
+    selectors.access_campaign(request.user, pk, CHANGE)
+    try:
+        service(user=request.user, campaign_id=pk, comment=request.POST.get("comment", ""))
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, done)
+    return redirect("campaigns:detail", pk=pk)
+
+
+@require_POST
+def campaign_launch(request: HttpRequest, pk: int) -> HttpResponse:
+    from .execution.services import campaign_launch as launch
+
+    return _run_action(request, pk, launch, "Launched: groups are planned and the first steps are queued.")
+
+
+@require_POST
+def campaign_pause(request: HttpRequest, pk: int) -> HttpResponse:
+    from .execution.services import campaign_pause as pause
+
+    return _run_action(request, pk, pause, "Paused: nothing new is submitted; running groups go on.")
+
+
+@require_POST
+def campaign_resume(request: HttpRequest, pk: int) -> HttpResponse:
+    from .execution.services import campaign_resume as resume
+
+    return _run_action(request, pk, resume, "Resumed.")
+
+
+@require_POST
+def step_approve(request: HttpRequest, pk: int, step_id: int) -> HttpResponse:
+    from .execution.services import step_approve as approve
+
+    step = selectors.access_step(request.user, step_id, CHANGE)
+    if step.campaign_id != pk:
+        raise Http404("No such step in this campaign.")
+    try:
+        approve(user=request.user, step_id=step.pk, comment=request.POST.get("comment", ""))
+    except ValidationError as exc:
+        messages.error(request, "Not approved: " + _error_text(exc))
+    else:
+        messages.success(request, f"Step {step.name} approved; its groups are queued.")
+    return redirect(reverse("campaigns:detail", args=[pk]) + "#steps")
+
+
+def group_detail(request: HttpRequest, pk: int, group_id: int) -> HttpResponse:
+    group = selectors.access_group(request.user, group_id, VIEW)
+    if group.step.campaign_id != pk:
+        raise Http404("No such group in this campaign.")
+    campaign = group.step.campaign
+    return render(
+        request,
+        "campaigns/group.html",
+        {
+            "campaign": campaign,
+            "group": group,
+            "can_edit": selectors.campaign_can_change(request.user, campaign),
+            "submissions": selectors.group_submissions(group=group),
+            "errors": selectors.group_errors(group=group)[:200],
+            "transitions": selectors.group_transitions(group=group),
+            "refresh": group.status in ("preflight", "submitting", "running"),
+        },
+    )
+
+
+_GROUP_ACTIONS = {
+    "retry": ("group_retry", "A new attempt is queued (fresh run)."),
+    "rescue": ("group_rescue", "A rescue attempt is queued: it skips what the previous attempt produced."),
+    "accept": ("group_accept", "The group is accepted as done."),
+    "cancel": ("group_cancel", "The group is cancelled."),
+}
+
+
+@require_POST
+def group_action(request: HttpRequest, pk: int, group_id: int, verb: str) -> HttpResponse:
+    from .execution import services as execution
+
+    if verb not in _GROUP_ACTIONS:
+        raise Http404("No such action.")
+    group = selectors.access_group(request.user, group_id, CHANGE)
+    if group.step.campaign_id != pk:
+        raise Http404("No such group in this campaign.")
+    name, done = _GROUP_ACTIONS[verb]
+    try:
+        getattr(execution, name)(user=request.user, group_id=group.pk, comment=request.POST.get("comment", ""))
+    except ValidationError as exc:
+        messages.error(request, f"Could not {verb}: " + _error_text(exc))
+    else:
+        messages.success(request, done)
+    return redirect("campaigns:group", pk=pk, group_id=group.pk)
+
+
+@require_http_methods(["GET", "POST"])
+def error_rules(request: HttpRequest) -> HttpResponse:
+    from .execution import services as execution
+    from .forms import ErrorRuleForm
+
+    form = ErrorRuleForm(request.POST or None)
+    if request.method == "POST":
+        if not is_staff_member(request.user):
+            raise PermissionDenied("Only staff members can change error rules.")
+        if "delete" in request.POST:
+            execution.error_rule_delete(user=request.user, rule_id=int(request.POST["delete"]))
+            messages.success(request, "Rule deleted.")
+            return redirect("campaigns:error-rules")
+        if form.is_valid():
+            try:
+                execution.error_rule_create(user=request.user, **form.cleaned_data)
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    for error in errors:
+                        form.add_error(field if field in form.fields else None, error)
+            else:
+                messages.success(request, "Rule added.")
+                return redirect("campaigns:error-rules")
+    return render(request, "campaigns/error_rules.html", {"rules": selectors.error_rules(), "form": form})

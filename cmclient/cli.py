@@ -47,11 +47,19 @@ cm campaign create --from-yaml FILE|-
 cm campaign edit NAME [--set FIELD=VALUE ...] [--from-yaml FILE|-] [--comment TEXT] [--version N]
 cm campaign clone NAME NEW_NAME [--comment TEXT]
 cm campaign export NAME [-o FILE]
-cm campaign status NAME STATUS [--comment TEXT]
+cm campaign status NAME [STATUS] [--comment TEXT]     (without STATUS: steps, groups and failures of the run)
+cm campaign launch|pause|resume NAME [--comment TEXT]
 cm campaign archive NAME [--comment TEXT]
 cm campaign restore NAME
 cm campaign history NAME
 cm campaign steps NAME
+cm step approve CAMPAIGN STEP --comment TEXT
+cm group show CAMPAIGN STEP GROUP
+cm group retry|rescue|cancel CAMPAIGN STEP GROUP [--comment TEXT]
+cm group accept CAMPAIGN STEP GROUP --comment TEXT
+cm rules list
+cm rules add --regex REGEX --action auto-retry|review|fail [--task LABEL] [--max-retries N] [--comment TEXT]
+cm rules delete ID
 cm dataids list [--repo LABEL] [--search TEXT]
 cm dataids show NAME [--repo LABEL]
 cm dataids upload FILE --repo LABEL --name NAME --reason TEXT [--description TEXT] [--public] [--drop-invalid]
@@ -419,7 +427,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def _set_status(args: argparse.Namespace) -> int:
     client = _client(args)
     before = client.campaign(args.name)
     after = client.set_status(before["id"], args.status, comment=args.comment or "")
@@ -827,6 +835,251 @@ def cmd_exposures(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- running campaigns ---------------------------------------------------------------------------
+
+
+def _quanta_text(g: dict[str, Any]) -> str:
+    """done/failed/running/pending/total, or "-" before the group ever ran."""
+    counts = [g.get(k) or 0 for k in ("quanta_succeeded", "quanta_failed", "quanta_running", "quanta_pending")]
+    total = g.get("quanta_total") or 0
+    if not total and not any(counts):
+        return "-"
+    return "/".join(str(n) for n in [*counts, total])
+
+
+def _group_status(g: dict[str, Any]) -> str:
+    return f"{g['status']} (needs review)" if g.get("needs_review") else str(g["status"])
+
+
+def _step_status(s: dict[str, Any]) -> str:
+    text = str(s["status"])
+    if s.get("approved_by"):
+        return f"{text} (approved by {s['approved_by']})"
+    if s.get("requires_approval") and text == "waiting":
+        return f"{text} (needs approval)"
+    return text
+
+
+def _run_status_text(status: dict[str, Any]) -> str:
+    progress = status.get("progress") or {}
+    steps = status.get("steps") or []
+    total = progress.get("total") or 0
+    head = f"{status['campaign']}  {status['status']}  (version {status.get('version')})"
+    if total:
+        head += (
+            f"  groups: {progress.get('done', 0)}/{total} done ({progress.get('percent_done', 0)}%),"
+            f" {progress.get('failed', 0)} failed"
+        )
+    lines = [head, ""]
+    lines.append(
+        _table(
+            ["STEP", "STATUS", "GROUPS"],
+            [[s["name"], _step_status(s), len(s.get("groups") or [])] for s in steps],
+        )
+    )
+    groups = [(s, g) for s in steps for g in s.get("groups") or []]
+    lines.append("")
+    if groups:
+        lines.append(
+            _table(
+                ["STEP", "GROUP", "STATUS", "ATTEMPTS", "QUANTA(done/failed/running/pending/total)"],
+                [[s["name"], g["name"], _group_status(g), g.get("attempts", 0), _quanta_text(g)] for s, g in groups],
+            )
+        )
+    else:
+        lines.append(f"No groups yet: `cm campaign launch {status['campaign']}` plans them.")
+    by_task = (status.get("failures") or {}).get("by_task") or []
+    if by_task:
+        lines += ["", "Failures by task:"]
+        lines.append(
+            _table(
+                ["TASK", "EXCEPTION", "FAILED QUANTA"],
+                [[r.get("task_label") or "-", r.get("exception_type") or "-", r.get("n", 0)] for r in by_task],
+            )
+        )
+    return "\n".join(lines)
+
+
+def cmd_run_action(args: argparse.Namespace) -> int:
+    client = _client(args)
+    before = client.campaign(args.name)
+    method = {"launch": client.launch, "pause": client.pause, "resume": client.resume}[args.action]
+    after = method(before["id"], comment=args.comment or "")
+    if args.json:
+        _print_json(after)
+        return 0
+    verb = {"launch": "Launched", "pause": "Paused", "resume": "Resumed"}[args.action]
+    text = f"{verb} {after['name']}: {before['status']} → {after['status']} (version {after['version']})."
+    total = (after.get("progress") or {}).get("total")
+    if args.action == "launch" and total:
+        text += f" {total} group{'s' if total != 1 else ''} planned; `cm campaign status {after['name']}` follows them."
+    _out(text)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    if args.status is None:
+        status = _client(args).run_status(args.name)
+        _print_json(status) if args.json else _out(_run_status_text(status))
+        return 0
+    return _set_status(args)
+
+
+def cmd_step_approve(args: argparse.Namespace) -> int:
+    step = _client(args).approve_step(args.campaign, args.step, comment=args.comment)
+    if args.json:
+        _print_json(step)
+    else:
+        groups = len(step.get("groups") or [])
+        _out(f"Approved step {step['name']} of {args.campaign}: now {step['status']} ({groups} groups).")
+    return 0
+
+
+def _group_text(g: dict[str, Any]) -> str:
+    lines = [
+        f"{g['campaign']} / {g['step']} / {g['name']}  (id {g['id']})",
+        f"Status:             {_group_status(g)}",
+        f"Attempts:           {g.get('attempts', 0)}",
+        f"Quanta:             {_quanta_text(g)}  (done/failed/running/pending/total)",
+        f"Output collection:  {g.get('output_collection') or '-'}",
+        f"RUN collection:     {g.get('run_collection') or '-'}",
+        f"Where:              {g.get('where') or '-'}",
+    ]
+    if g.get("error"):
+        lines.append(f"Error:              {_short(g['error'], 200)}")
+    subs = g.get("submissions") or []
+    if subs:
+        lines += ["", "Attempts:"]
+        lines += _indent(
+            _table(
+                ["#", "KIND", "STATE", "RUN", "QUANTA", "BY", "STARTED", "FINISHED"],
+                [
+                    [
+                        s["number"],
+                        s["kind"],
+                        s["state"],
+                        s.get("run_collection") or "-",
+                        _quanta_text(s),
+                        s.get("requested_by") or "system",
+                        _when(s.get("started")) or "-",
+                        _when(s.get("finished")) or "-",
+                    ]
+                    for s in subs
+                ],
+            )
+        )
+    errors = g.get("errors") or []
+    if errors:
+        lines += ["", "Failed quanta:"]
+        lines += _indent(
+            _table(
+                ["ATTEMPT", "TASK", "DATA ID", "EXCEPTION", "ACTION", "MESSAGE"],
+                [
+                    [
+                        e.get("attempt"),
+                        e.get("task_label") or "-",
+                        _short(e.get("data_id"), 50),
+                        e.get("exception_type") or "-",
+                        e.get("action") or "-",
+                        _short(e.get("message"), 60),
+                    ]
+                    for e in errors
+                ],
+            )
+        )
+    transitions = g.get("transitions") or []
+    if transitions:
+        lines += ["", "Transitions:"]
+        lines += _indent(
+            _table(
+                ["WHEN", "WHO", "CHANGE", "REASON"],
+                [
+                    [
+                        _when(t.get("at")),
+                        t.get("actor") or "system",
+                        f"{t['from_status']} → {t['to_status']}",
+                        _short(t.get("reason"), 60),
+                    ]
+                    for t in transitions
+                ],
+            )
+        )
+    return "\n".join(lines)
+
+
+def cmd_group(args: argparse.Namespace) -> int:
+    client = _client(args)
+    if args.action == "show":
+        group = client.group(args.campaign, args.step, args.group)
+        _print_json(group) if args.json else _out(_group_text(group))
+        return 0
+    method = {
+        "retry": client.retry_group,
+        "rescue": client.rescue_group,
+        "accept": client.accept_group,
+        "cancel": client.cancel_group,
+    }[args.action]
+    group = method(args.campaign, args.step, args.group, comment=args.comment or "")
+    if args.json:
+        _print_json(group)
+        return 0
+    done = {"retry": "Retried", "rescue": "Rescued", "accept": "Accepted", "cancel": "Cancelled"}[args.action]
+    text = f"{done} group {group['step']}/{group['name']} of {group['campaign']}: now {group['status']}"
+    if args.action in ("retry", "rescue"):
+        text += f", attempt {group.get('attempts')}"
+    _out(text + ".")
+    return 0
+
+
+def cmd_rules_list(args: argparse.Namespace) -> int:
+    rules = _client(args).error_rules()
+    if args.json:
+        _print_json(rules)
+    elif not rules:
+        _out("No error rules: failed quanta fail their group.")
+    else:
+        _out(
+            _table(
+                ["ID", "POS", "TASK", "REGEX", "ACTION", "MAX RETRIES", "ENABLED", "MATCHES", "COMMENT"],
+                [
+                    [
+                        r["id"],
+                        r.get("position"),
+                        r.get("task_label") or "*",
+                        r["message_regex"],
+                        r["action"],
+                        r.get("max_retries"),
+                        "yes" if r.get("enabled", True) else "no",
+                        r.get("match_count", 0),
+                        _short(r.get("comment") or "", 40),
+                    ]
+                    for r in rules
+                ],
+            )
+        )
+    return 0
+
+
+def cmd_rules_add(args: argparse.Namespace) -> int:
+    if args.max_retries < 0:
+        raise CliError("--max-retries must be 0 or more")
+    rule = _client(args).create_error_rule(
+        args.regex, args.action, task_label=args.task or "", max_retries=args.max_retries, comment=args.comment or ""
+    )
+    if args.json:
+        _print_json(rule)
+    else:
+        task = rule.get("task_label") or "any task"
+        _out(f"Added error rule {rule['id']}: {task}, /{rule['message_regex']}/ → {rule['action']}.")
+    return 0
+
+
+def cmd_rules_delete(args: argparse.Namespace) -> int:
+    _client(args).delete_error_rule(args.id)
+    _print_json({"deleted": args.id}) if args.json else _out(f"Deleted error rule {args.id}.")
+    return 0
+
+
 # --- the parser ----------------------------------------------------------------------------------
 
 
@@ -910,9 +1163,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
 
-    p = add("status", cmd_status, "change a campaign's status")
+    p = add("status", cmd_status, "show where a campaign's run stands, or change its status")
     p.add_argument("name", metavar="NAME")
-    p.add_argument("status", metavar="STATUS", help="draft, ready, running, paused, succeeded, failed or cancelled")
+    p.add_argument(
+        "status",
+        metavar="STATUS",
+        nargs="?",
+        help="the new status: draft, ready, running, paused, succeeded, failed or cancelled "
+        "(without it: the steps, groups, quanta counts and failures of the run)",
+    )
+    p.add_argument("--comment", help="recorded in the history")
+
+    p = add("launch", cmd_run_action, "plan the steps into groups and start the steps that depend on nothing")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--comment", help="recorded in the history")
+
+    p = add("pause", cmd_run_action, "stop new submissions (running groups go on)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--comment", help="recorded in the history")
+
+    p = add("resume", cmd_run_action, "send the ready groups of a paused campaign again")
+    p.add_argument("name", metavar="NAME")
     p.add_argument("--comment", help="recorded in the history")
 
     p = add("archive", cmd_archive, "archive a campaign (nothing is deleted)")
@@ -927,6 +1198,52 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("steps", cmd_steps, "list a campaign's steps")
     p.add_argument("name", metavar="NAME")
+
+    def subcommands(name: str, help_text: str) -> Callable[..., argparse.ArgumentParser]:
+        group = commands.add_parser(name, help=help_text)
+        actions = group.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)
+
+        def add_to(action: str, func: Callable[[argparse.Namespace], int], text: str) -> argparse.ArgumentParser:
+            p = actions.add_parser(action, parents=[common], help=text, description=text[0].upper() + text[1:] + ".")
+            p.set_defaults(func=func)
+            return p
+
+        return add_to
+
+    add_step = subcommands("step", "approve the steps of a running campaign")
+    p = add_step("approve", cmd_step_approve, "let a step that awaits approval start")
+    p.add_argument("campaign", metavar="CAMPAIGN")
+    p.add_argument("step", metavar="STEP", help="step name")
+    p.add_argument("--comment", required=True, metavar="TEXT", help="why (required, kept in the history)")
+
+    add_group = subcommands("group", "show a group of a running campaign, retry, rescue, accept or cancel it")
+    group_help = {
+        "show": "show a group: its attempts, failed quanta and transitions",
+        "retry": "run a failed or cancelled group again from scratch (fresh RUN collection)",
+        "rescue": "a new attempt of a failed group that skips what earlier runs produced",
+        "accept": "count a failed group as done for its step",
+        "cancel": "cancel a group: it will not be submitted again",
+    }
+    for action, text in group_help.items():
+        p = add_group(action, cmd_group, text)
+        p.add_argument("campaign", metavar="CAMPAIGN")
+        p.add_argument("step", metavar="STEP", help="step name")
+        p.add_argument("group", metavar="GROUP", help="group name (e.g. night-20251121)")
+        if action == "accept":
+            p.add_argument("--comment", required=True, metavar="TEXT", help="why (required, kept in the history)")
+        elif action != "show":
+            p.add_argument("--comment", metavar="TEXT", help="why (kept in the history)")
+
+    add_rule = subcommands("rules", "list, add and delete the error rules applied to failed quanta")
+    add_rule("list", cmd_rules_list, "list the error rules in the order they are tried")
+    p = add_rule("add", cmd_rules_add, "add an error rule (staff only)")
+    p.add_argument("--regex", required=True, metavar="R", help="regular expression searched in the failure message")
+    p.add_argument("--action", required=True, choices=["auto-retry", "review", "fail"])
+    p.add_argument("--task", metavar="LABEL", help="only failures of this task label (default: any task)")
+    p.add_argument("--max-retries", type=int, default=1, metavar="N", help="with auto-retry: at most N (default 1)")
+    p.add_argument("--comment", metavar="TEXT", help="why the rule exists")
+    p = add_rule("delete", cmd_rules_delete, "delete an error rule (staff only)")
+    p.add_argument("id", type=int, metavar="ID")
 
     dataids = commands.add_parser("dataids", help="upload, list, download, combine and tag DataID sets")
     dsub = dataids.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)

@@ -12,6 +12,14 @@ can expect (an HTTP error, an unreachable server, a missing token) raises
     current = cm.campaign("w48-minidrp")
     cm.update_campaign("w48-minidrp", version=current["version"], reason="New reason", comment="why")
 
+Running a campaign (steps and groups are named; the server looks up their ids)::
+
+    cm.launch("w48-minidrp", comment="go")
+    status = cm.run_status("w48-minidrp")  # steps, groups, quanta counts, failures by task
+    cm.approve_step("w48-minidrp", "step2", comment="step1 outputs look fine")
+    cm.accept_group("w48-minidrp", "step1", "night-20251121", comment="one bad detector, known")
+    cm.create_error_rule(r"Timeout", "auto-retry", task_label="isr", max_retries=2)
+
 DataID sets (named, versioned sets of data IDs checked against a Butler repo)::
 
     cm.upload_dataids("ids.csv", repo="demo", name="bad-seeing", reason="Seeing above 1.5 arcsec")
@@ -411,6 +419,133 @@ class Client:
     def steps(self, name_or_id: str | int) -> list[dict[str, Any]]:
         """The steps of a campaign in order, with their groups."""
         return self._json("GET", f"campaigns/{self.resolve(name_or_id)}/steps/")
+
+    # --- running campaigns ---
+
+    def _campaign_action(self, name_or_id: str | int, action: str, comment: str) -> dict[str, Any]:
+        body = {"comment": comment} if comment else {}
+        return self._json("POST", f"campaigns/{self.resolve(name_or_id)}/{action}/", json_body=body)
+
+    def launch(self, name_or_id: str | int, comment: str = "") -> dict[str, Any]:
+        """Plan every step of a draft or ready campaign into groups and start the steps that depend
+        on nothing; returns the campaign (now running)."""
+        return self._campaign_action(name_or_id, "launch", comment)
+
+    def pause(self, name_or_id: str | int, comment: str = "") -> dict[str, Any]:
+        """Stop new submissions of a running campaign (running groups go on); returns the campaign."""
+        return self._campaign_action(name_or_id, "pause", comment)
+
+    def resume(self, name_or_id: str | int, comment: str = "") -> dict[str, Any]:
+        """Resume a paused campaign: its ready groups are sent again; returns the campaign."""
+        return self._campaign_action(name_or_id, "resume", comment)
+
+    def run_status(self, name_or_id: str | int) -> dict[str, Any]:
+        """Where a campaign's run stands: ``status``, ``progress`` (group counts), ``steps`` (each
+        with its ``groups`` and their quanta counts) and ``failures`` (``by_rule``, ``by_task``)."""
+        return self._json("GET", f"campaigns/{self.resolve(name_or_id)}/run-status/")
+
+    def _find_step(self, campaign: str | int, step: str | int) -> dict[str, Any]:
+        """The step named ``step`` (or with that id) in the run status of ``campaign``."""
+        status = self.run_status(campaign)
+        steps = status.get("steps") or []
+        text = str(step).strip()
+        found = next((s for s in steps if s.get("name") == text), None)
+        if found is None and text.isdigit():
+            found = next((s for s in steps if s.get("id") == int(text)), None)
+        if found is None:
+            names = ", ".join(str(s.get("name")) for s in steps) or "none"
+            raise ApiError(f"campaign {status.get('campaign', campaign)} has no step {text!r} (steps: {names})", 404)
+        return found
+
+    def _group_id(self, campaign: str | int, step: str | int, group: str | int) -> int:
+        found = self._find_step(campaign, step)
+        groups = found.get("groups") or []
+        text = str(group).strip()
+        row = next((g for g in groups if g.get("name") == text), None)
+        if row is None and text.isdigit():
+            row = next((g for g in groups if g.get("id") == int(text)), None)
+        if row is None:
+            if not groups:
+                raise ApiError(f"step {found['name']} has no groups yet (is the campaign launched?)", 404)
+            names = ", ".join(str(g.get("name")) for g in groups)
+            raise ApiError(f"step {found['name']} has no group {text!r} (groups: {names})", 404)
+        return int(row["id"])
+
+    def step(self, campaign: str | int, step: str | int) -> dict[str, Any]:
+        """One step of a campaign (by name) with its status, approval and groups."""
+        return self._json("GET", f"steps/{self._find_step(campaign, step)['id']}/")
+
+    def approve_step(self, campaign: str | int, step: str | int, comment: str) -> dict[str, Any]:
+        """Approve a step that awaits approval (a comment is required); returns the step."""
+        step_id = self._find_step(campaign, step)["id"]
+        return self._json("POST", f"steps/{step_id}/approve/", json_body={"comment": comment})
+
+    def group(self, campaign: str | int, step: str | int, group: str | int) -> dict[str, Any]:
+        """One group (by campaign, step and group name) with its ``submissions`` (attempts, newest
+        first), ``errors`` (failed quanta) and ``transitions`` (state changes, newest first)."""
+        return self._json("GET", f"groups/{self._group_id(campaign, step, group)}/")
+
+    def _group_action(
+        self, campaign: str | int, step: str | int, group: str | int, action: str, comment: str
+    ) -> dict[str, Any]:
+        group_id = self._group_id(campaign, step, group)
+        body = {"comment": comment} if comment else {}
+        return self._json("POST", f"groups/{group_id}/{action}/", json_body=body)
+
+    def retry_group(self, campaign: str | int, step: str | int, group: str | int, comment: str = "") -> dict[str, Any]:
+        """Run a failed (or cancelled) group again from scratch, in a fresh RUN collection."""
+        return self._group_action(campaign, step, group, "retry", comment)
+
+    def rescue_group(self, campaign: str | int, step: str | int, group: str | int, comment: str = "") -> dict[str, Any]:
+        """A new attempt of a failed group that skips what its earlier runs produced."""
+        return self._group_action(campaign, step, group, "rescue", comment)
+
+    def accept_group(self, campaign: str | int, step: str | int, group: str | int, comment: str) -> dict[str, Any]:
+        """Count a failed group as done for its step (a comment is required)."""
+        group_id = self._group_id(campaign, step, group)
+        return self._json("POST", f"groups/{group_id}/accept/", json_body={"comment": comment})
+
+    def cancel_group(self, campaign: str | int, step: str | int, group: str | int, comment: str = "") -> dict[str, Any]:
+        """Cancel a group: it will not be submitted again."""
+        return self._group_action(campaign, step, group, "cancel", comment)
+
+    # --- error rules ---
+
+    def error_rules(self) -> list[dict[str, Any]]:
+        """Every error rule, in the order they are tried (with ``match_count``)."""
+        return self._json("GET", "error-rules/")
+
+    def error_rule(self, rule_id: int) -> dict[str, Any]:
+        return self._json("GET", f"error-rules/{int(rule_id)}/")
+
+    def create_error_rule(
+        self, message_regex: str, action: str, task_label: str = "", max_retries: int = 1, comment: str = ""
+    ) -> dict[str, Any]:
+        """A rule: failed quanta of ``task_label`` (any task if empty) whose message matches
+        ``message_regex`` get ``action`` (``auto-retry``, ``review`` or ``fail``). Staff only."""
+        body = {
+            "message_regex": message_regex,
+            "action": action,
+            "task_label": task_label,
+            "max_retries": int(max_retries),
+            "comment": comment,
+        }
+        return self._json("POST", "error-rules/", json_body=body)
+
+    def update_error_rule(self, rule_id: int, **changes: Any) -> dict[str, Any]:
+        """Change fields of a rule (``enabled``, ``position``, ``max_retries``, ...). Staff only."""
+        self.error_rule(rule_id)  # a clear 404 for a rule that does not exist
+        return self._json("PATCH", f"error-rules/{int(rule_id)}/", json_body=changes)
+
+    def delete_error_rule(self, rule_id: int) -> None:
+        """Delete a rule (failed quanta it matched keep their action). Staff only."""
+        try:
+            self.error_rule(rule_id)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise ApiError(f"no error rule {int(rule_id)}", 404, exc.payload) from None
+            raise
+        self._json("DELETE", f"error-rules/{int(rule_id)}/")
 
     # --- Butler repos and exposures ---
 

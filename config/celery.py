@@ -14,4 +14,6 @@ app.autodiscover_tasks()
 
 app.conf.beat_schedule = {
     "worker-heartbeat": {"task": "campaigns.tasks.heartbeat", "schedule": 60.0},
+    "poll-running-groups": {"task": "campaigns.tasks.poll_running_groups", "schedule": 30.0},
+    "reconcile-groups": {"task": "campaigns.tasks.reconcile_groups", "schedule": 300.0},
 }

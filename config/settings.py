@@ -188,3 +188,14 @@ LOGGING = {
 # DataID sets: largest upload, and how many data IDs one user may store in all versions of their sets.
 CM_DATAID_UPLOAD_MAX_BYTES = env_int("CM_DATAID_UPLOAD_MAX_BYTES", 512 * 1024 * 1024)
 CM_DATAID_QUOTA = env_int("CM_DATAID_QUOTA", 20_000_000)
+
+# Executor (campaigns.execution): BPS submit directories (one fresh directory per attempt),
+# where relative pipeline paths are found, and reconciliation of lost workers.
+CM_SUBMIT_ROOT = Path(env_str("CM_SUBMIT_ROOT", str(VAR_DIR / "submit")))
+CM_PIPELINE_ROOT = Path(env_str("CM_PIPELINE_ROOT", str(BASE_DIR)))
+# A submission owned by a worker on another host is presumed alive this long after it started.
+CM_RECONCILE_REMOTE_STALE_SECONDS = env_int("CM_RECONCILE_REMOTE_STALE_SECONDS", 12 * 3600)
+# A ready group of a running campaign not picked up for this long is sent again (harmless: claims are atomic).
+CM_RECONCILE_READY_AFTER_SECONDS = env_int("CM_RECONCILE_READY_AFTER_SECONDS", 600)
+# Parsl progress counts are refreshed by poll_running_groups at most this often.
+CM_PROGRESS_INTERVAL_SECONDS = env_int("CM_PROGRESS_INTERVAL_SECONDS", 20)

@@ -1,8 +1,12 @@
 from rest_framework.routers import DefaultRouter
 
+from .execution import ErrorRuleViewSet, GroupViewSet, StepViewSet
 from .views import CampaignViewSet
 
 router = DefaultRouter()
 router.register("campaigns", CampaignViewSet, basename="campaign")
+router.register("steps", StepViewSet, basename="step")
+router.register("groups", GroupViewSet, basename="group")
+router.register("error-rules", ErrorRuleViewSet, basename="errorrule")
 
 urlpatterns = router.urls

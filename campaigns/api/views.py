@@ -232,6 +232,70 @@ class CampaignViewSet(viewsets.GenericViewSet):
         campaign = services.campaign_archive(user=request.user, campaign_id=int(pk), archived=False)
         return Response({"archived": campaign.archived})
 
+    # --- execution -------------------------------------------------------------------------------
+
+    def _run_action(self, request: Request, pk: str, service) -> Response:
+        from .execution import CommentSerializer
+
+        selectors.access_campaign(request.user, pk, CHANGE)
+        serializer = CommentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        campaign = service(user=request.user, campaign_id=int(pk), comment=serializer.validated_data["comment"])
+        return _detail(request, campaign, status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=inline_serializer("LaunchRequest", {"comment": serializers.CharField(required=False)}),
+        responses={202: CampaignDetailSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def launch(self, request: Request, pk: str) -> Response:
+        """Plan the groups of every step and start the steps that depend on nothing."""
+        from ..execution.services import campaign_launch
+
+        return self._run_action(request, pk, campaign_launch)
+
+    @extend_schema(
+        request=inline_serializer("PauseRequest", {"comment": serializers.CharField(required=False)}),
+        responses={202: CampaignDetailSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: str) -> Response:
+        """No new submissions; running groups go on."""
+        from ..execution.services import campaign_pause
+
+        return self._run_action(request, pk, campaign_pause)
+
+    @extend_schema(
+        request=inline_serializer("ResumeRequest", {"comment": serializers.CharField(required=False)}),
+        responses={202: CampaignDetailSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str) -> Response:
+        from ..execution.services import campaign_resume
+
+        return self._run_action(request, pk, campaign_resume)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get"], url_path="run-status")
+    def run_status(self, request: Request, pk: str) -> Response:
+        """Steps with their groups and quanta counts, the campaign's progress and its failures by rule and task."""
+        from .execution import StepStatusSerializer
+
+        campaign = selectors.access_campaign(request.user, pk, VIEW)
+        steps = (
+            campaign.steps.prefetch_related("depends_on", "groups").select_related("approved_by").order_by("position")
+        )
+        return Response(
+            {
+                "campaign": campaign.name,
+                "status": campaign.status,
+                "version": campaign.version,
+                "progress": selectors.campaign_progress(campaign=campaign),
+                "steps": StepStatusSerializer(steps, many=True).data,
+                "failures": selectors.campaign_failures(campaign=campaign),
+            }
+        )
+
 
 def attachment_response(attachment) -> FileResponse:
     """Always a download with a neutral type: an attachment is never rendered or executed by the browser."""

@@ -56,6 +56,31 @@
       });
     });
 
+    // Live panels: data-refresh-url is fetched every data-refresh-seconds (0: not now) and replaces the
+    // panel's content, unless the person is typing in it. The server says in X-Refresh-Seconds whether to go on.
+    document.querySelectorAll("[data-refresh-url]").forEach(function (panel) {
+      var seconds = parseInt(panel.getAttribute("data-refresh-seconds") || "0", 10);
+      function tick() {
+        if (panel.contains(document.activeElement) && document.activeElement.matches("input, select, textarea")) {
+          setTimeout(tick, seconds * 1000);
+          return;
+        }
+        fetch(panel.getAttribute("data-refresh-url"), { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
+          .then(function (response) {
+            if (!response.ok) throw new Error(response.status);
+            seconds = parseInt(response.headers.get("X-Refresh-Seconds") || "0", 10);
+            return response.text();
+          })
+          .then(function (html) {
+            panel.innerHTML = html;
+            panel.setAttribute("data-refresh-seconds", String(seconds));
+            if (seconds > 0) setTimeout(tick, seconds * 1000);
+          })
+          .catch(function () { setTimeout(tick, 30000); });
+      }
+      if (seconds > 0) setTimeout(tick, seconds * 1000);
+    });
+
     // "Go back" buttons on error pages, shown only when there is somewhere to go back to.
     document.querySelectorAll("[data-back]").forEach(function (button) {
       if (window.history.length < 2) return;

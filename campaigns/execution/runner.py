@@ -1,0 +1,649 @@
+"""What the Celery tasks do: run one group through BPS, watch remote runs, reconcile lost workers.
+
+The database is the truth, not Celery's redelivery: a task claims its group with a conditional
+update (``ready`` → ``preflight``), records the BPS run name and submit directory (and commits)
+before the workflow starts, and records its worker's host and pid so that
+:func:`reconcile_groups` can tell a live run from an orphaned one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from ..choices import (
+    GROUP_ACTIVE_STATES,
+    CampaignStatus,
+    ErrorAction,
+    GroupStatus,
+    StepStatus,
+    SubmissionKind,
+    SubmissionState,
+)
+from ..models import Campaign, ErrorRule, Group, QuantumError, Step, Submission
+from . import planning
+from .state import move_group, record_history, roll_up
+
+logger = logging.getLogger(__name__)
+
+BLOCKING_WMS = {"parsl"}  # the workflow runs inside run_prepared(): the task owns it
+PARSL_RUN_DIR = "parsl_runinfo"  # bps/submit-template.yaml: site.*.run_dir = <submit_dir>/parsl_runinfo
+_ACTIVE_SUBMISSION_STATES = [SubmissionState.PREFLIGHT, SubmissionState.SUBMITTING, SubmissionState.RUNNING]
+
+
+# --------------------------------------------------------------------------------------
+# Who owns a submission
+# --------------------------------------------------------------------------------------
+
+
+def _process_started(pid: int) -> float | None:
+    try:
+        import psutil
+
+        return float(psutil.Process(pid).create_time())
+    except Exception:
+        return None
+
+
+def owner_alive(submission: Submission, *, now=None) -> bool:
+    """Whether the worker process that owns ``submission`` may still be working on it.
+
+    Same host: the recorded pid must exist, with the recorded start time (pid reuse) and not a
+    zombie. Another host cannot be checked: it is presumed alive for
+    ``CM_RECONCILE_REMOTE_STALE_SECONDS`` after the submission started.
+    """
+    if submission.worker_host == socket.gethostname() and submission.worker_pid:
+        import psutil
+
+        try:
+            process = psutil.Process(submission.worker_pid)
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return False
+            started = process.create_time()
+        except psutil.Error:
+            return False
+        return submission.worker_pid_started is None or abs(started - submission.worker_pid_started) < 1.0
+    now = now or timezone.now()
+    since = submission.started or submission.created
+    return now - since < timedelta(seconds=settings.CM_RECONCILE_REMOTE_STALE_SECONDS)
+
+
+# --------------------------------------------------------------------------------------
+# Claiming and preparing
+# --------------------------------------------------------------------------------------
+
+
+def submission_claim(*, group_id: int, task_id: str = "", worker_name: str = "") -> Submission | None:
+    """Claim a ready group of a running campaign for this process; ``None`` if another did (or it is not ready)."""
+    with transaction.atomic():
+        group = Group.objects.select_related("step").filter(pk=group_id).first()
+        if group is None:
+            return None
+        campaign = (
+            Campaign.objects.select_for_update()
+            .select_related("butler_repo", "owner")
+            .filter(pk=group.step.campaign_id, status=CampaignStatus.RUNNING)
+            .first()
+        )
+        if campaign is None:
+            return None  # paused, failed or gone: ready groups stay ready
+        claimed = Group.objects.filter(pk=group_id, status=GroupStatus.READY).update(
+            status=GroupStatus.PREFLIGHT, updated=timezone.now()
+        )
+        if claimed != 1:
+            return None
+        group = Group.objects.select_for_update(of=("self",)).select_related("step").get(pk=group_id)
+        step = group.step
+        submission = group.submissions.filter(state=SubmissionState.QUEUED).order_by("-number").first()
+        if submission is None:
+            number = group.attempts + 1
+            submission = Submission(
+                group=group,
+                number=number,
+                kind=SubmissionKind.SUBMIT if number == 1 else SubmissionKind.RETRY,
+                output_collection=group.output_collection,
+                run_collection=planning.run_collection(group.output_collection, number),
+            )
+            group.attempts = number
+        bps = campaign.bps or {}
+        token = uuid.uuid4().hex[:8]
+        root = Path(settings.CM_SUBMIT_ROOT) / campaign.name / step.name / group.name
+        submission.state = SubmissionState.PREFLIGHT
+        submission.wms = bps.get("wms") or "parsl"
+        submission.compute_site = bps.get("compute_site") or "local_threads"
+        submission.submit_dir = str(root / f"attempt{submission.number}-{token}")
+        submission.submit_yaml = str(root / f"attempt{submission.number}-{token}.yaml")
+        submission.celery_task_id = task_id or ""
+        submission.worker_name = (worker_name or "")[:255]
+        submission.worker_host = socket.gethostname()[:255]
+        submission.worker_pid = os.getpid()
+        submission.worker_pid_started = _process_started(os.getpid())
+        submission.started = timezone.now()
+        submission.error = ""
+        submission.save()
+        Group.objects.filter(pk=group.pk).update(
+            attempts=group.attempts,
+            run_collection=submission.run_collection,
+            error="",
+            needs_review=False,
+            quanta_total=0,
+            quanta_succeeded=0,
+            quanta_failed=0,
+            quanta_running=0,
+            quanta_pending=0,
+        )
+        from ..models import GroupTransition
+
+        GroupTransition.objects.create(
+            group=group,
+            from_status=GroupStatus.READY,
+            to_status=GroupStatus.PREFLIGHT,
+            submission=submission,
+            reason=f"attempt {submission.number} ({submission.kind}) claimed by {submission.worker_name or 'a worker'}",
+        )
+        record_history(
+            campaign=campaign,
+            actor=None,
+            changes={f"group {step.name}/{group.name}": [GroupStatus.READY, GroupStatus.PREFLIGHT]},
+            comment=f"attempt {submission.number} ({submission.kind}) → {submission.run_collection}",
+        )
+        Step.objects.filter(pk=step.pk, status=StepStatus.READY).update(status=StepStatus.RUNNING)
+        return submission
+
+
+def build_spec(submission: Submission):
+    """The :class:`lsst_adapter.bps.GroupSubmitSpec` of a claimed submission."""
+    from lsst_adapter import bps as bps_adapter
+    from lsst_adapter.collections import existing_collections
+
+    group = submission.group
+    step = group.step
+    campaign = step.campaign
+    repo = campaign.butler_repo.config_uri
+    settings_bps = dict(campaign.bps or {})
+    extra = dict(settings_bps.get("extra") or {})
+    config_overrides = extra.pop("config_overrides", {}) or {}
+    config_files = extra.pop("config_files", {}) or {}
+    upstream = [s.output_collection for s in step.depends_on.order_by("-position") if s.output_collection]
+    inputs = list(dict.fromkeys([*upstream, *campaign.input_collections]))
+    skip = existing_collections(repo, submission.skip_existing_in) if submission.skip_existing_in else []
+    return bps_adapter.GroupSubmitSpec(
+        pipeline_yaml=planning.step_pipeline(campaign, step),
+        butler_config=repo,
+        input_collections=inputs,
+        data_query=group.where,
+        output=submission.output_collection or group.output_collection,
+        output_run=submission.run_collection,
+        submit_dir=submission.submit_dir,
+        payload_name=f"{campaign.name}-{step.name}-{group.name}",
+        compute_site=submission.compute_site,
+        wms=submission.wms,
+        request_memory=int(settings_bps.get("request_memory") or 2048),
+        request_cpus=int(settings_bps.get("request_cpus") or 1),
+        data_id_tables=[group.data_id_table] if group.data_id_table else [],
+        skip_existing_in=skip,
+        config_overrides=config_overrides,
+        config_files=config_files,
+        extra=extra,
+    )
+
+
+def submission_record_prepared(*, submission_id: int, prepared: Any) -> bool:
+    """Record the BPS run name, submit dir and quanta count; group → running (Parsl) or submitting.
+
+    Committed before the workflow starts, so a killed worker leaves a trace to reconcile from.
+    False if the group was cancelled meanwhile (then nothing is submitted).
+    """
+    with transaction.atomic():
+        submission = Submission.objects.select_for_update().select_related("group").get(pk=submission_id)
+        if submission.state != SubmissionState.PREFLIGHT:
+            return False
+        blocking = submission.wms in BLOCKING_WMS
+        moved = move_group(
+            submission.group_id,
+            to=GroupStatus.RUNNING if blocking else GroupStatus.SUBMITTING,
+            frm=[GroupStatus.PREFLIGHT],
+            reason=f"preflight passed: {prepared.quanta} quanta; submitting {prepared.run_name}",
+            submission=submission,
+            quanta_total=prepared.quanta,
+            quanta_pending=prepared.quanta,
+            last_progress=timezone.now(),
+        )
+        if moved is None:
+            return False
+        Submission.objects.filter(pk=submission_id).update(
+            state=SubmissionState.SUBMITTING,
+            bps_run_name=prepared.run_name[:255],
+            submit_dir=prepared.submit_dir,
+            quanta_total=prepared.quanta,
+            quanta_pending=prepared.quanta,
+            submitted=timezone.now(),
+        )
+        return True
+
+
+def submission_record_submitted(*, submission_id: int, run_id: str | None) -> None:
+    """A remote WMS accepted the workflow: record its run id (the poller watches it from now on)."""
+    with transaction.atomic():
+        submission = Submission.objects.select_for_update().get(pk=submission_id)
+        if submission.state != SubmissionState.SUBMITTING:
+            return
+        Submission.objects.filter(pk=submission_id).update(
+            state=SubmissionState.RUNNING, wms_run_id=(run_id or "")[:255]
+        )
+        move_group(
+            submission.group_id,
+            to=GroupStatus.RUNNING,
+            frm=[GroupStatus.SUBMITTING],
+            reason=f"submitted to {submission.wms} as {run_id}",
+            submission=submission,
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Results, error rules
+# --------------------------------------------------------------------------------------
+
+
+def match_rule(rules: list[ErrorRule], *, task_label: str, exception_type: str, message: str) -> ErrorRule | None:
+    """The first enabled rule (by position) whose task label (blank = any) and regex match."""
+    text = f"{exception_type}: {message}" if exception_type else message
+    for rule in rules:
+        if not rule.enabled or (rule.task_label and rule.task_label != task_label):
+            continue
+        try:
+            if re.search(rule.message_regex, text, re.MULTILINE):
+                return rule
+        except re.error:
+            continue
+    return None
+
+
+def _retries_used(group: Group, rule: ErrorRule, *, before: Submission) -> int:
+    return (
+        QuantumError.objects.filter(
+            submission__group=group, rule=rule, action=ErrorAction.AUTO_RETRY, submission__number__lt=before.number
+        )
+        .values("submission")
+        .distinct()
+        .count()
+    )
+
+
+def _summary(progress: Any, error: str) -> str:
+    parts = []
+    if progress is not None and progress.failures:
+        first = progress.failures[0]
+        more = f" (and {len(progress.failures) - 1} more)" if len(progress.failures) > 1 else ""
+        parts.append(f"{first.task_label} {first.data_id}: {first.exception_type} {first.message}".strip() + more)
+    if error:
+        parts.append(error)
+    if progress is not None and not parts:
+        parts.append(f"{progress.failed} failed, {progress.blocked} blocked of {progress.total} quanta")
+    return "\n".join(parts)[:4000]
+
+
+def submission_record_result(
+    *, submission_id: int, progress: Any | None, error: str = "", lost: bool = False
+) -> Submission | None:
+    """Record how a submission ended: counts, failed quanta, error rules, group state; then roll up.
+
+    Safe to call twice: only a submission still submitting/running is recorded.
+    """
+    from .services import queue_attempt
+
+    submission = Submission.objects.select_related("group__step").filter(pk=submission_id).first()
+    if submission is None:
+        return None
+    campaign_id = submission.group.step.campaign_id
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
+        submission = Submission.objects.select_for_update().select_related("group__step").get(pk=submission_id)
+        if submission.state not in _ACTIVE_SUBMISSION_STATES:
+            return submission
+        group = submission.group
+        now = timezone.now()
+        counts: dict[str, Any] = {}
+        if progress is not None:
+            counts = {
+                "quanta_total": progress.total,
+                "quanta_succeeded": progress.succeeded,
+                "quanta_failed": progress.failed,
+                "quanta_running": progress.running,
+                "quanta_pending": progress.pending,
+            }
+        succeeded = progress is not None and progress.state == "SUCCEEDED" and not error and not lost
+        decision = ErrorAction.FAIL
+        rule_used: ErrorRule | None = None
+        if not succeeded and not lost:
+            rules = list(ErrorRule.objects.filter(enabled=True).order_by("position", "pk"))
+            actions = []
+            for failure in progress.failures if progress is not None else []:
+                rule = match_rule(
+                    rules, task_label=failure.task_label, exception_type=failure.exception_type, message=failure.message
+                )
+                action = rule.action if rule else ""
+                if action == ErrorAction.AUTO_RETRY and rule is not None:
+                    if _retries_used(group, rule, before=submission) >= rule.max_retries:
+                        action = ErrorAction.FAIL
+                    else:
+                        rule_used = rule
+                QuantumError.objects.create(
+                    submission=submission,
+                    task_label=failure.task_label[:200],
+                    data_id=failure.data_id,
+                    exception_type=(failure.exception_type or "")[:300],
+                    message=failure.message or "",
+                    log_location=(failure.log or failure.log_dataset or "")[:1024],
+                    rule=rule,
+                    action=action,
+                )
+                actions.append(action)
+            if actions and all(a == ErrorAction.AUTO_RETRY for a in actions) and not error:
+                decision = ErrorAction.AUTO_RETRY
+            elif actions and all(a in (ErrorAction.AUTO_RETRY, ErrorAction.REVIEW) for a in actions) and not error:
+                decision = ErrorAction.REVIEW
+        if lost and progress is not None:
+            for failure in progress.failures:
+                QuantumError.objects.create(
+                    submission=submission,
+                    task_label=failure.task_label[:200],
+                    data_id=failure.data_id,
+                    exception_type=(failure.exception_type or "")[:300],
+                    message=failure.message or "",
+                    log_location=(failure.log or failure.log_dataset or "")[:1024],
+                    action=ErrorAction.FAIL,
+                )
+        message = "" if succeeded else _summary(progress, error)
+        state = SubmissionState.SUCCEEDED if succeeded else SubmissionState.LOST if lost else SubmissionState.FAILED
+        Submission.objects.filter(pk=submission.pk).update(
+            state=state,
+            error=message,
+            finished=now,
+            last_progress=now,
+            **{k: v for k, v in counts.items() if k != "quanta_running"},
+            quanta_running=0 if progress is None else progress.running,
+            quanta_blocked=0 if progress is None else progress.blocked,
+        )
+        reason = "all quanta succeeded" if succeeded else message.splitlines()[0] if message else "failed"
+        moved = move_group(
+            group.pk,
+            to=GroupStatus.SUCCEEDED if succeeded else GroupStatus.FAILED,
+            frm=GROUP_ACTIVE_STATES,
+            reason=reason,
+            submission=submission,
+            campaign=campaign,
+            error=message,
+            needs_review=decision == ErrorAction.REVIEW,
+            last_progress=now,
+            **counts,
+        )
+        if moved is not None and decision == ErrorAction.AUTO_RETRY and rule_used is not None:
+            queue_attempt(
+                group.pk,
+                kind=SubmissionKind.RETRY,
+                user=None,
+                reason=f"automatic retry (error rule #{rule_used.pk}: /{rule_used.message_regex}/)",
+                campaign=campaign,
+            )
+        roll_up(campaign_id)
+    submission.refresh_from_db()
+    return submission
+
+
+def submission_fail(*, submission_id: int, error: str) -> None:
+    """A submission failed before its workflow ran (preflight, or an error of ours)."""
+    submission_record_result(submission_id=submission_id, progress=None, error=error)
+
+
+# --------------------------------------------------------------------------------------
+# The task body
+# --------------------------------------------------------------------------------------
+
+
+def run_group(*, group_id: int, task_id: str = "", worker_name: str = "") -> str:
+    """Claim, preflight, record, run (Parsl: the whole workflow) and record the result of one group."""
+    from lsst_adapter import bps
+    from lsst_adapter.collections import collection_exists
+
+    submission = submission_claim(group_id=group_id, task_id=task_id, worker_name=worker_name)
+    if submission is None:
+        return "not claimed"
+    submission = Submission.objects.select_related("group__step__campaign__butler_repo").get(pk=submission.pk)
+    try:
+        spec = build_spec(submission)
+        yaml_path = Path(submission.submit_yaml)
+        yaml_path.parent.mkdir(parents=True, exist_ok=True)
+        yaml_path.write_text(bps.render_submit_yaml(spec))
+        if collection_exists(spec.butler_config, spec.output_run):
+            submission_fail(
+                submission_id=submission.pk,
+                error=f"Preflight: the output RUN collection {spec.output_run} already exists; "
+                "retry the group to get a new one.",
+            )
+            return "failed: output run exists"
+        try:
+            prepared = bps.prepare(yaml_path)
+        except bps.EmptyGraphError as exc:
+            submission_fail(submission_id=submission.pk, error=f"empty QuantumGraph: nothing to run. {exc}")
+            return "failed: empty QuantumGraph"
+        except bps.BpsAdapterError as exc:
+            submission_fail(submission_id=submission.pk, error=f"Preflight failed: {exc}")
+            return "failed: preflight"
+        if not submission_record_prepared(submission_id=submission.pk, prepared=prepared):
+            return "not submitted: the group changed during preflight"
+        try:
+            result = bps.run_prepared(prepared)
+        except bps.WorkflowError as exc:
+            progress: Any = None
+            try:
+                progress = bps.progress(prepared.submit_dir)
+            except Exception:
+                logger.exception("No progress for %s", prepared.submit_dir)
+            submission_record_result(submission_id=submission.pk, progress=progress, error=str(exc))
+            return "failed: workflow error"
+        if result.finished:
+            done = submission_record_result(submission_id=submission.pk, progress=result.progress)
+            return done.state if done else "recorded"
+        submission_record_submitted(submission_id=submission.pk, run_id=result.run_id)
+        return "submitted"
+    except Exception as exc:
+        logger.exception("group_run(%s) failed", group_id)
+        submission_fail(submission_id=submission.pk, error=f"Executor error: {type(exc).__name__}: {exc}")
+        raise
+
+
+# --------------------------------------------------------------------------------------
+# Watching remote runs (and Parsl progress)
+# --------------------------------------------------------------------------------------
+
+
+def _record_progress(submission: Submission, progress: Any) -> None:
+    now = timezone.now()
+    counts = {
+        "quanta_total": progress.total,
+        "quanta_succeeded": progress.succeeded,
+        "quanta_failed": progress.failed,
+        "quanta_running": progress.running,
+        "quanta_pending": progress.pending,
+    }
+    Submission.objects.filter(pk=submission.pk, state__in=_ACTIVE_SUBMISSION_STATES).update(
+        last_progress=now, quanta_blocked=progress.blocked, **counts
+    )
+    Group.objects.filter(pk=submission.group_id, status__in=GROUP_ACTIVE_STATES).update(last_progress=now, **counts)
+
+
+def poll_running_groups() -> dict[str, int]:
+    """Ask the WMS about remote runs (HTCondor, PanDA): record progress, and the result when over.
+
+    Parsl runs are owned by their task; for them only the counts are refreshed (from the Butler).
+    """
+    from lsst_adapter import bps
+
+    polled = finished = 0
+    remote = (
+        Submission.objects.filter(state=SubmissionState.RUNNING).exclude(wms__in=BLOCKING_WMS).exclude(wms_run_id="")
+    )
+    for submission in remote:
+        try:
+            progress = bps.report(submission.wms, submission.wms_run_id)
+        except Exception as exc:
+            logger.warning("bps report of %s failed: %s", submission, exc)
+            continue
+        polled += 1
+        if progress.finished or progress.state in ("SUCCEEDED", "FAILED", "DELETED"):
+            submission_record_result(submission_id=submission.pk, progress=progress)
+            finished += 1
+        else:
+            _record_progress(submission, progress)
+    stale = timezone.now() - timedelta(seconds=settings.CM_PROGRESS_INTERVAL_SECONDS)
+    local = Submission.objects.filter(
+        state__in=[SubmissionState.SUBMITTING, SubmissionState.RUNNING], wms__in=BLOCKING_WMS
+    ).exclude(submit_dir="")
+    for submission in local.filter(last_progress__lt=stale) | local.filter(last_progress__isnull=True):
+        try:
+            progress = bps.progress(submission.submit_dir, with_failures=False)
+        except Exception as exc:  # the graph may not be written yet
+            logger.debug("No progress yet for %s: %s", submission, exc)
+            continue
+        _record_progress(submission, progress)
+        polled += 1
+    return {"polled": polled, "finished": finished}
+
+
+# --------------------------------------------------------------------------------------
+# Reconciliation after a lost worker
+# --------------------------------------------------------------------------------------
+
+
+def _run_started(submission: Submission) -> bool:
+    """Whether the workflow of a submission may have started (then it must not be submitted again)."""
+    from lsst_adapter.collections import collection_exists
+
+    if submission.wms not in BLOCKING_WMS:
+        return True  # a remote WMS may hold it even without a run id: a person decides
+    submit_dir = Path(submission.submit_dir) if submission.submit_dir else None
+    if submit_dir is not None and (submit_dir / PARSL_RUN_DIR).exists():
+        return True
+    try:
+        repo = submission.group.step.campaign.butler_repo.config_uri
+        return collection_exists(repo, submission.run_collection)
+    except Exception:
+        return True  # cannot tell: never risk a second submission
+
+
+def reconcile_submission(*, submission_id: int) -> str:
+    """Reconcile one submission whose worker is gone, from what was recorded and what is on disk."""
+    from lsst_adapter import bps
+
+    submission = Submission.objects.select_related("group__step__campaign__butler_repo").get(pk=submission_id)
+    if submission.state not in _ACTIVE_SUBMISSION_STATES or owner_alive(submission):
+        return "alive"
+    who = f"{submission.worker_name or submission.worker_host} (pid {submission.worker_pid})"
+    finished_file = Path(submission.submit_dir or "/nonexistent") / bps.FINISHED_FILE
+    if submission.state != SubmissionState.PREFLIGHT and finished_file.exists():
+        try:
+            final = bps.progress(submission.submit_dir)
+        except Exception as exc:
+            submission_record_result(
+                submission_id=submission.pk, progress=None, lost=True, error=f"worker lost: {who}; {exc}"
+            )
+            return "lost"
+        submission_record_result(submission_id=submission.pk, progress=final)
+        return "finished"
+    if submission.state == SubmissionState.PREFLIGHT or not _run_started(submission):
+        return _requeue(submission, who)
+    progress: Any = None
+    if submission.submit_dir and (Path(submission.submit_dir) / bps.WORKFLOW_FILE).exists():
+        try:
+            progress = bps.progress(submission.submit_dir, with_failures=False)
+        except Exception:
+            logger.warning("No progress for %s", submission.submit_dir)
+    done = f"; {progress.succeeded} of {progress.total} quanta had succeeded" if progress is not None else ""
+    submission_record_result(
+        submission_id=submission.pk,
+        progress=progress,
+        lost=True,
+        error=f"worker lost: {who} died while the workflow was running{done}. "
+        "Its outputs were not registered; rescue the group to finish it.",
+    )
+    return "lost"
+
+
+def _requeue(submission: Submission, who: str) -> str:
+    """The workflow never started: queue the same attempt again, once."""
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=submission.group.step.campaign_id)
+        locked = Submission.objects.select_for_update().get(pk=submission.pk)
+        if locked.state not in _ACTIVE_SUBMISSION_STATES:
+            return "already reconciled"
+        if locked.requeued >= 1:
+            pass  # fall through to "lost" below, outside this block
+        else:
+            updated = Submission.objects.filter(pk=locked.pk, state=locked.state, requeued=0).update(
+                state=SubmissionState.QUEUED,
+                requeued=1,
+                error=f"worker lost before the workflow started: {who}; queued again (was {locked.submit_dir})",
+            )
+            if updated != 1:
+                return "already reconciled"
+            moved = move_group(
+                locked.group_id,
+                to=GroupStatus.READY,
+                frm=GROUP_ACTIVE_STATES,
+                reason=f"worker lost before the workflow started: {who}; queued again",
+                submission=locked,
+                campaign=campaign,
+            )
+            if moved is not None and campaign.status == CampaignStatus.RUNNING:
+                from .state import enqueue_groups
+
+                enqueue_groups([locked.group_id])
+            return "requeued"
+    submission_record_result(
+        submission_id=submission.pk,
+        progress=None,
+        lost=True,
+        error=f"worker lost twice before the workflow started (last: {who}); retry the group.",
+    )
+    return "lost"
+
+
+def reconcile_groups() -> dict[str, int]:
+    """Find submissions whose worker died and reconcile them; re-send ready groups that waited too long.
+
+    Sending a ready group again is harmless (``group_run`` claims it at most once).
+    """
+    outcome: dict[str, int] = {}
+    candidates = Submission.objects.filter(state__in=_ACTIVE_SUBMISSION_STATES).select_related(
+        "group__step__campaign__butler_repo"
+    )
+    for submission in candidates:
+        if submission.state == SubmissionState.RUNNING and submission.wms not in BLOCKING_WMS:
+            continue  # a remote WMS owns it; poll_running_groups watches it
+        if owner_alive(submission):
+            continue
+        result = reconcile_submission(submission_id=submission.pk)
+        outcome[result] = outcome.get(result, 0) + 1
+    stale = timezone.now() - timedelta(seconds=settings.CM_RECONCILE_READY_AFTER_SECONDS)
+    waiting = Group.objects.filter(
+        status=GroupStatus.READY, step__campaign__status=CampaignStatus.RUNNING, updated__lt=stale
+    ).values_list("pk", flat=True)
+    ids = list(waiting)
+    if ids:
+        from ..tasks import group_run
+
+        for group_id in ids:
+            group_run.delay(group_id)
+        outcome["resent"] = len(ids)
+    return outcome

@@ -1,0 +1,411 @@
+"""Services of the executor that people call (through views, the API and the CLI).
+
+Each is keyword-only, atomic, checks ``access_campaign(user, id, "change")`` (staff only),
+writes history entries and ``GroupTransition`` rows, and enqueues ``group_run`` tasks on commit.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from core.roles import is_staff_member
+
+from ..choices import (
+    SUBMISSION_OPEN_STATES,
+    CampaignStatus,
+    ErrorAction,
+    GroupStatus,
+    HistoryAction,
+    StepStatus,
+    SubmissionKind,
+    SubmissionState,
+)
+from ..models import CHANGE, Campaign, ErrorRule, Group, Step, Submission
+from ..selectors import access_campaign
+from . import planning
+from .state import enqueue_groups, move_group, ready_groups_of, record_history, roll_up
+
+
+def _require_staff(user) -> None:
+    if not is_staff_member(user):
+        raise PermissionDenied("Only staff members can run campaigns.")
+
+
+def _comment_required(comment: str) -> str:
+    comment = (comment or "").strip()
+    if not comment:
+        raise ValidationError({"comment": "A comment is required: say why."})
+    return comment
+
+
+def _locked_group(user, group_id: int) -> tuple[Campaign, Group]:
+    group = Group.objects.select_related("step").filter(pk=group_id).first()
+    if group is None:
+        from django.http import Http404
+
+        raise Http404("No such group.")
+    campaign = access_campaign(user, group.step.campaign_id, CHANGE, for_update=True)
+    _require_staff(user)
+    group = Group.objects.select_for_update(of=("self",)).select_related("step").get(pk=group_id)
+    return campaign, group
+
+
+def _locked_step(user, step_id: int) -> tuple[Campaign, Step]:
+    step = Step.objects.filter(pk=step_id).first()
+    if step is None:
+        from django.http import Http404
+
+        raise Http404("No such step.")
+    campaign = access_campaign(user, step.campaign_id, CHANGE, for_update=True)
+    _require_staff(user)
+    return campaign, Step.objects.select_for_update().get(pk=step_id)
+
+
+# --------------------------------------------------------------------------------------
+# Definition of the split (before launch)
+# --------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def step_split_set(*, user, step_id: int, split: dict[str, Any], comment: str = "") -> Step:
+    """Set how a step is cut into groups (only before launch)."""
+    campaign, step = _locked_step(user, step_id)
+    if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.READY):
+        raise ValidationError({"split": "The split of a launched campaign cannot change."})
+    clean = planning.clean_split(split)
+    if clean == step.split:
+        return step
+    old = step.split
+    step.split = clean
+    step.save(update_fields=["split"])
+    record_history(
+        campaign=campaign, actor=user, changes={f"step {step.name} split": [old, clean]}, comment=comment,
+        action=HistoryAction.EDIT,
+    )  # fmt: skip
+    return step
+
+
+# --------------------------------------------------------------------------------------
+# Launch
+# --------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def campaign_launch(*, user, campaign_id: int, comment: str = "") -> Campaign:
+    """Plan every step into groups, freeze their selections and start the steps that depend on nothing."""
+    from lsst_adapter.collections import open_repo_check
+    from lsst_adapter.registry import RepoError
+
+    campaign = access_campaign(user, campaign_id, CHANGE, for_update=True)
+    _require_staff(user)
+    if campaign.archived:
+        raise ValidationError({"status": "An archived campaign cannot be launched."})
+    if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.READY):
+        raise ValidationError(
+            {"status": f"Only a draft or ready campaign can be launched; this one is {campaign.status}."}
+        )
+    steps = list(campaign.steps.order_by("position"))
+    if not steps:
+        raise ValidationError({"steps": "A campaign needs at least one step to be launched."})
+    pipeline_path, _ = planning.resolve_pipeline(campaign.pipeline)
+    if not pipeline_path.is_file():
+        raise ValidationError({"pipeline": f"The pipeline file {pipeline_path} does not exist."})
+    repo = campaign.butler_repo
+    try:
+        open_repo_check(repo.config_uri)
+        exposures = planning.selected_exposures(campaign) if any(planning.needs_exposures(s) for s in steps) else None
+    except RepoError as exc:
+        raise ValidationError({"butler_repo": str(exc)}) from exc
+
+    changes: dict[str, Any] = {}
+    if not campaign.output_collection:
+        campaign.output_collection = planning.campaign_collection(campaign)
+        changes["output_collection"] = ["", campaign.output_collection]
+    plan: list[tuple[Step, list[planning.PlannedGroup]]] = []
+    for step in steps:
+        groups = planning.plan_groups(campaign, step, exposures)
+        if not groups:
+            raise ValidationError({"steps": f"Step {step.name} selects no data: its split made no groups."})
+        plan.append((step, groups))
+
+    for step, groups in plan:
+        existing = {g.name: g for g in step.groups.all()}
+        Group.objects.filter(step=step).exclude(name__in=[g.name for g in groups]).delete()
+        for position, planned in enumerate(groups):
+            group = existing.get(planned.name) or Group(step=step, name=planned.name)
+            group.position = position
+            group.where = planned.where
+            group.status = GroupStatus.WAITING
+            group.output_collection = planning.group_collection(campaign, step, planned.name)
+            group.full_clean(exclude=["step"])
+            group.save()
+        step.output_collection = planning.step_collection(campaign, step)
+        step.status = StepStatus.WAITING
+        step.error = ""
+        step.save(update_fields=["output_collection", "status", "error"])
+    old_status = campaign.status
+    campaign.status = CampaignStatus.RUNNING
+    campaign.version += 1
+    campaign.save(update_fields=["status", "output_collection", "version", "updated"])
+    summary = "; ".join(f"{s.name}: {len(g)} group(s)" for s, g in plan)
+    record_history(
+        campaign=campaign,
+        actor=user,
+        action=HistoryAction.LAUNCH,
+        changes={"status": [old_status, CampaignStatus.RUNNING], **changes},
+        comment=(comment.strip() + "\n" if comment.strip() else "") + f"Planned {summary}.",
+    )
+    roll_up(campaign.pk, actor=user)
+    campaign.refresh_from_db()
+    return campaign
+
+
+# --------------------------------------------------------------------------------------
+# People's interventions
+# --------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def step_approve(*, user, step_id: int, comment: str) -> Step:
+    """Approve a step that awaits approval: its groups become ready and are submitted."""
+    comment = _comment_required(comment)
+    campaign, step = _locked_step(user, step_id)
+    if step.status != StepStatus.AWAITING_APPROVAL:
+        raise ValidationError({"status": f"Step {step.name} is {step.status}, not awaiting approval."})
+    now = timezone.now()
+    Step.objects.filter(pk=step.pk).update(
+        status=StepStatus.READY, approved_by=user, approved_at=now, approval_comment=comment
+    )
+    step.refresh_from_db()
+    record_history(
+        campaign=campaign,
+        actor=user,
+        action=HistoryAction.APPROVE,
+        changes={f"step {step.name}": [StepStatus.AWAITING_APPROVAL, StepStatus.READY]},
+        comment=comment,
+    )
+    ready = ready_groups_of(step, actor=user, reason=f"step {step.name} approved: {comment}", campaign=campaign)
+    if campaign.status == CampaignStatus.RUNNING:
+        enqueue_groups(ready)
+    roll_up(campaign.pk, actor=user)
+    return step
+
+
+def _new_attempt(group: Group, *, kind: str, user, skip_existing_in: list[str]) -> Submission:
+    number = group.attempts + 1
+    Group.objects.filter(pk=group.pk).update(attempts=number)
+    group.attempts = number
+    return Submission.objects.create(
+        group=group,
+        number=number,
+        kind=kind,
+        state=SubmissionState.QUEUED,
+        output_collection=group.output_collection,
+        run_collection=planning.run_collection(group.output_collection, number),
+        skip_existing_in=skip_existing_in,
+        requested_by=user,
+    )
+
+
+def queue_attempt(group_id: int, *, kind: str, user, reason: str, campaign: Campaign) -> Submission:
+    """A new attempt (retry or rescue) of a failed or cancelled group: a queued Submission, group ready."""
+    group = Group.objects.select_for_update(of=("self",)).get(pk=group_id)
+    if group.status not in (GroupStatus.FAILED, GroupStatus.CANCELLED):
+        raise ValidationError(
+            {"status": f"Only a failed or cancelled group can be retried; {group.name} is {group.status}."}
+        )
+    previous = group.submissions.exclude(state__in=[SubmissionState.QUEUED, SubmissionState.CANCELLED])
+    skip: list[str] = []
+    if kind == SubmissionKind.RESCUE:
+        skip = [s.run_collection for s in previous.order_by("-number")]
+        if not skip:
+            raise ValidationError({"status": f"Group {group.name} has no earlier run to rescue; retry it instead."})
+    submission = _new_attempt(group, kind=kind, user=user, skip_existing_in=skip)
+    move_group(
+        group.pk,
+        to=GroupStatus.READY,
+        frm=[GroupStatus.FAILED, GroupStatus.CANCELLED],
+        actor=user,
+        reason=reason,
+        submission=submission,
+        campaign=campaign,
+        needs_review=False,
+        error="",
+    )
+    if campaign.status == CampaignStatus.FAILED:
+        from .state import _set_campaign_status
+
+        _set_campaign_status(campaign, CampaignStatus.RUNNING, actor=user, reason=f"{kind} of group {group.name}")
+    if campaign.status == CampaignStatus.RUNNING:
+        enqueue_groups([group.pk])
+    return submission
+
+
+@transaction.atomic
+def group_retry(*, user, group_id: int, comment: str = "") -> Submission:
+    """Run a failed (or cancelled) group again from scratch: a new attempt with a fresh RUN collection."""
+    campaign, group = _locked_group(user, group_id)
+    submission = queue_attempt(
+        group.pk, kind=SubmissionKind.RETRY, user=user, reason=comment or "retry requested", campaign=campaign
+    )
+    roll_up(campaign.pk, actor=user)
+    return submission
+
+
+@transaction.atomic
+def group_rescue(*, user, group_id: int, comment: str = "") -> Submission:
+    """Finish a failed group: a new attempt in the same chain that skips what earlier runs produced."""
+    campaign, group = _locked_group(user, group_id)
+    submission = queue_attempt(
+        group.pk, kind=SubmissionKind.RESCUE, user=user, reason=comment or "rescue requested", campaign=campaign
+    )
+    roll_up(campaign.pk, actor=user)
+    return submission
+
+
+@transaction.atomic
+def group_accept(*, user, group_id: int, comment: str) -> Group:
+    """Accept a failed group as it is (it counts as done for its step)."""
+    comment = _comment_required(comment)
+    campaign, group = _locked_group(user, group_id)
+    moved = move_group(
+        group.pk,
+        to=GroupStatus.ACCEPTED,
+        frm=[GroupStatus.FAILED],
+        actor=user,
+        reason=comment,
+        campaign=campaign,
+        needs_review=False,
+    )
+    if moved is None:
+        raise ValidationError({"status": f"Only a failed group can be accepted; {group.name} is {group.status}."})
+    roll_up(campaign.pk, actor=user)
+    return moved
+
+
+@transaction.atomic
+def group_cancel(*, user, group_id: int, comment: str = "") -> Group:
+    """Cancel a group: it will not be submitted again. A running Parsl workflow is not stopped; its result is ignored."""
+    campaign, group = _locked_group(user, group_id)
+    frm = [GroupStatus.WAITING, GroupStatus.READY, GroupStatus.FAILED, GroupStatus.PREFLIGHT]
+    frm += [GroupStatus.SUBMITTING, GroupStatus.RUNNING]
+    moved = move_group(
+        group.pk, to=GroupStatus.CANCELLED, frm=frm, actor=user, reason=comment or "cancelled", campaign=campaign
+    )
+    if moved is None:
+        raise ValidationError({"status": f"Group {group.name} is {group.status} and cannot be cancelled."})
+    Submission.objects.filter(group=group, state__in=SUBMISSION_OPEN_STATES).update(
+        state=SubmissionState.CANCELLED, finished=timezone.now(), error="cancelled by " + user.username
+    )
+    roll_up(campaign.pk, actor=user)
+    return moved
+
+
+@transaction.atomic
+def campaign_pause(*, user, campaign_id: int, comment: str = "") -> Campaign:
+    """No new submissions; running groups finish; ready groups stay ready."""
+    from .state import _set_campaign_status
+
+    campaign = access_campaign(user, campaign_id, CHANGE, for_update=True)
+    _require_staff(user)
+    if campaign.status != CampaignStatus.RUNNING:
+        raise ValidationError({"status": f"Only a running campaign can be paused; this one is {campaign.status}."})
+    _set_campaign_status(campaign, CampaignStatus.PAUSED, actor=user, reason=comment or "paused")
+    return campaign
+
+
+@transaction.atomic
+def campaign_resume(*, user, campaign_id: int, comment: str = "") -> Campaign:
+    """Resume a paused campaign: its ready groups are sent again."""
+    from .state import _set_campaign_status
+
+    campaign = access_campaign(user, campaign_id, CHANGE, for_update=True)
+    _require_staff(user)
+    if campaign.status != CampaignStatus.PAUSED:
+        raise ValidationError({"status": f"Only a paused campaign can be resumed; this one is {campaign.status}."})
+    _set_campaign_status(campaign, CampaignStatus.RUNNING, actor=user, reason=comment or "resumed")
+    ready = list(Group.objects.filter(step__campaign=campaign, status=GroupStatus.READY).values_list("pk", flat=True))
+    enqueue_groups(ready)
+    roll_up(campaign.pk, actor=user)
+    return campaign
+
+
+# --------------------------------------------------------------------------------------
+# Error rules (global, staff)
+# --------------------------------------------------------------------------------------
+
+_RULE_FIELDS = ("task_label", "message_regex", "action", "max_retries", "enabled", "position", "comment")
+
+
+def _clean_rule(data: dict[str, Any]) -> dict[str, Any]:
+    errors: dict[str, str] = {}
+    unknown = set(data) - set(_RULE_FIELDS)
+    if unknown:
+        raise ValidationError({k: "Unknown field." for k in sorted(unknown)})
+    if "message_regex" in data:
+        try:
+            re.compile(data["message_regex"] or "")
+        except re.error as exc:
+            errors["message_regex"] = f"Not a valid regular expression: {exc}."
+        if not (data["message_regex"] or "").strip():
+            errors["message_regex"] = "Required."
+    if "action" in data and data["action"] not in ErrorAction.values:
+        errors["action"] = f"One of {', '.join(ErrorAction.values)}."
+    for key in ("max_retries", "position"):
+        if key in data and (isinstance(data[key], bool) or not isinstance(data[key], int) or data[key] < 0):
+            errors[key] = "A non-negative integer."
+    if errors:
+        raise ValidationError(errors)
+    return data
+
+
+@transaction.atomic
+def error_rule_create(
+    *,
+    user,
+    message_regex: str,
+    action: str,
+    task_label: str = "",
+    max_retries: int = 1,
+    enabled: bool = True,
+    position: int | None = None,
+    comment: str = "",
+) -> ErrorRule:
+    """A rule mapping failures (task label, message pattern) to an action; appended last unless ``position``."""
+    _require_staff(user)
+    if position is None:
+        last = ErrorRule.objects.order_by("-position").values_list("position", flat=True).first()
+        position = 0 if last is None else last + 1
+    data = _clean_rule(
+        {
+            "task_label": task_label.strip(),
+            "message_regex": message_regex,
+            "action": action,
+            "max_retries": max_retries,
+            "enabled": enabled,
+            "position": position,
+            "comment": comment,
+        }
+    )
+    return ErrorRule.objects.create(created_by=user, **data)
+
+
+@transaction.atomic
+def error_rule_update(*, user, rule_id: int, **changes: Any) -> ErrorRule:
+    _require_staff(user)
+    rule = ErrorRule.objects.select_for_update().get(pk=rule_id)
+    for key, value in _clean_rule(dict(changes)).items():
+        setattr(rule, key, value)
+    rule.save()
+    return rule
+
+
+@transaction.atomic
+def error_rule_delete(*, user, rule_id: int) -> None:
+    _require_staff(user)
+    ErrorRule.objects.filter(pk=rule_id).delete()

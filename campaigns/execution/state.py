@@ -1,0 +1,239 @@
+"""The state machine of steps and groups, and the roll-up after every group change.
+
+Locks are always taken in the same order: campaign, then group, then submission, then step.
+Every group change goes through :func:`move_group` (a conditional update, a
+``GroupTransition`` row and a history entry).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from ..choices import (
+    GROUP_ACTIVE_STATES,
+    GROUP_DONE_STATES,
+    CampaignStatus,
+    GroupStatus,
+    HistoryAction,
+    StepStatus,
+    SubmissionState,
+)
+from ..models import Campaign, Group, GroupTransition, Step, Submission
+
+logger = logging.getLogger(__name__)
+
+# States from which each kind of submission attempt has started a workflow (its run may exist).
+_STARTED_SUBMISSION_STATES = {
+    SubmissionState.SUBMITTING,
+    SubmissionState.RUNNING,
+    SubmissionState.SUCCEEDED,
+    SubmissionState.FAILED,
+    SubmissionState.LOST,
+}
+
+
+def record_history(*, campaign: Campaign, actor, changes: dict[str, Any], comment: str = "", action: str = "") -> None:
+    from ..services import _record
+
+    _record(campaign=campaign, actor=actor, action=action or HistoryAction.EXECUTION, changes=changes, comment=comment)
+
+
+def enqueue_groups(group_ids: Iterable[int]) -> None:
+    """Send one ``group_run`` task per group once the current transaction commits."""
+    ids = list(group_ids)
+    if not ids:
+        return
+
+    def send() -> None:
+        from ..tasks import group_run
+
+        for group_id in ids:
+            group_run.delay(group_id)
+
+    transaction.on_commit(send)
+
+
+def move_group(
+    group_id: int,
+    *,
+    to: str,
+    frm: Iterable[str],
+    actor=None,
+    reason: str = "",
+    submission: Submission | None = None,
+    campaign: Campaign | None = None,
+    **fields: Any,
+) -> Group | None:
+    """Move a group to ``to`` if it is in one of ``frm``; ``None`` (and no change) otherwise."""
+    allowed = set(frm)
+    with transaction.atomic():
+        group = Group.objects.select_for_update(of=("self",)).select_related("step__campaign").get(pk=group_id)
+        old = group.status
+        if old not in allowed:
+            return None
+        updated = Group.objects.filter(pk=group_id, status=old).update(status=to, updated=timezone.now(), **fields)
+        if updated != 1:
+            return None
+        GroupTransition.objects.create(
+            group=group, from_status=old, to_status=to, actor=actor, reason=reason[:2000], submission=submission
+        )
+        record_history(
+            campaign=campaign or group.step.campaign,
+            actor=actor,
+            changes={f"group {group.step.name}/{group.name}": [old, to]},
+            comment=reason,
+        )
+        group.refresh_from_db()
+        return group
+
+
+def _set_step_status(step: Step, status: str, *, actor=None, reason: str = "", **fields: Any) -> bool:
+    if step.status == status and not fields:
+        return False
+    old = step.status
+    updated = Step.objects.filter(pk=step.pk, status=old).update(status=status, **fields)
+    if updated != 1:
+        return False
+    for key, value in fields.items():
+        setattr(step, key, value)
+    step.status = status
+    if old != status:
+        record_history(
+            campaign=step.campaign, actor=actor, changes={f"step {step.name}": [old, status]}, comment=reason
+        )
+    return True
+
+
+def _set_campaign_status(campaign: Campaign, status: str, *, actor=None, reason: str = "") -> None:
+    old = campaign.status
+    if old == status:
+        return
+    Campaign.objects.filter(pk=campaign.pk).update(status=status, updated=timezone.now())
+    campaign.status = status
+    record_history(
+        campaign=campaign, actor=actor, changes={"status": [old, status]}, comment=reason, action=HistoryAction.STATUS
+    )
+
+
+def step_runs(step: Step) -> list[str]:
+    """RUN collections of a step's groups: group by group, newest attempt first."""
+    runs: list[str] = []
+    for group in step.groups.order_by("position", "name"):
+        subs = group.submissions.filter(state__in=_STARTED_SUBMISSION_STATES).order_by("-number")
+        runs += [s.run_collection for s in subs]
+    return runs
+
+
+def define_step_chains(campaign: Campaign, step: Step) -> None:
+    """The step's CHAINED collection over its groups' runs, and the campaign's over its steps' chains."""
+    from lsst_adapter.collections import define_chain
+
+    repo = campaign.butler_repo.config_uri
+    define_chain(repo, step.output_collection, step_runs(step))
+    done = campaign.steps.filter(status=StepStatus.SUCCEEDED).exclude(output_collection="").order_by("-position")
+    children = [s.output_collection for s in done]
+    if step.output_collection not in children:
+        children.insert(0, step.output_collection)
+    define_chain(repo, campaign.output_collection, children + list(campaign.input_collections))
+
+
+def _promote(campaign: Campaign, step: Step, *, actor, reason: str) -> list[int]:
+    """A waiting step whose dependencies are done: ready (groups ready) or awaiting approval."""
+    if step.requires_approval and step.approved_at is None:
+        _set_step_status(step, StepStatus.AWAITING_APPROVAL, actor=actor, reason=reason)
+        return []
+    _set_step_status(step, StepStatus.READY, actor=actor, reason=reason)
+    return ready_groups_of(step, actor=actor, reason=f"step {step.name} is ready", campaign=campaign)
+
+
+def ready_groups_of(step: Step, *, actor, reason: str, campaign: Campaign) -> list[int]:
+    ready = []
+    for group in step.groups.filter(status=GroupStatus.WAITING):
+        if move_group(
+            group.pk, to=GroupStatus.READY, frm=[GroupStatus.WAITING], actor=actor, reason=reason, campaign=campaign
+        ):
+            ready.append(group.pk)
+    return ready
+
+
+def _step_status_from_groups(step: Step, statuses: list[str]) -> str:
+    if statuses and all(s in GROUP_DONE_STATES for s in statuses):
+        return StepStatus.SUCCEEDED
+    if any(s in GROUP_ACTIVE_STATES for s in statuses):
+        return StepStatus.RUNNING
+    if any(s in (GroupStatus.READY, GroupStatus.WAITING) for s in statuses):
+        return StepStatus.RUNNING if step.status == StepStatus.RUNNING else StepStatus.READY
+    return StepStatus.FAILED
+
+
+def roll_up(campaign_id: int, *, actor=None) -> list[int]:
+    """Recompute steps and the campaign from their groups; promote steps whose dependencies are done.
+
+    Returns the ids of groups made ready (and enqueued unless the campaign is paused).
+    A failed group never stops its siblings or independent steps; the campaign fails only when
+    nothing can proceed any more.
+    """
+    from lsst_adapter.registry import RepoError
+
+    enqueue: list[int] = []
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().select_related("butler_repo", "owner").get(pk=campaign_id)
+        if campaign.status not in (CampaignStatus.RUNNING, CampaignStatus.PAUSED, CampaignStatus.FAILED):
+            return []
+        steps = list(campaign.steps.prefetch_related("depends_on").order_by("position"))
+        by_pk = {s.pk: s for s in steps}
+        for _ in range(len(steps) + 1):  # dependencies may point anywhere: repeat until stable
+            changed = False
+            for step in steps:
+                if step.status == StepStatus.CANCELLED:
+                    continue
+                if step.status == StepStatus.WAITING:
+                    deps = [by_pk[d.pk] for d in step.depends_on.all()]
+                    if all(d.status == StepStatus.SUCCEEDED for d in deps):
+                        names = ", ".join(d.name for d in deps) or "nothing"
+                        enqueue += _promote(campaign, step, actor=actor, reason=f"depends on {names}: done")
+                        changed = True
+                    continue
+                if step.status == StepStatus.AWAITING_APPROVAL:
+                    continue
+                statuses = list(step.groups.values_list("status", flat=True))
+                new = _step_status_from_groups(step, statuses)
+                if new == step.status:
+                    continue
+                if new == StepStatus.SUCCEEDED:
+                    try:
+                        define_step_chains(campaign, step)
+                    except RepoError as exc:
+                        logger.exception("Could not define the collections of %s", step)
+                        _set_step_status(step, StepStatus.FAILED, reason=str(exc), error=str(exc))
+                        changed = True
+                        continue
+                _set_step_status(step, new, reason="from its groups", error="")
+                changed = True
+            if not changed:
+                break
+
+        if campaign.status == CampaignStatus.PAUSED:
+            return enqueue  # made ready, but not sent: campaign_resume sends them
+        if all(s.status in (StepStatus.SUCCEEDED, StepStatus.CANCELLED) for s in steps) and any(
+            s.status == StepStatus.SUCCEEDED for s in steps
+        ):
+            _set_campaign_status(campaign, CampaignStatus.SUCCEEDED, reason="every step succeeded")
+            return enqueue
+        groups = Group.objects.filter(step__campaign=campaign)
+        can_proceed = (
+            groups.filter(status__in=[GroupStatus.READY, *GROUP_ACTIVE_STATES]).exists()
+            or any(s.status == StepStatus.AWAITING_APPROVAL for s in steps)
+            or bool(enqueue)
+        )
+        if campaign.status == CampaignStatus.RUNNING and not can_proceed:
+            _set_campaign_status(campaign, CampaignStatus.FAILED, reason="no work can proceed: failed groups")
+        elif campaign.status == CampaignStatus.FAILED and can_proceed:
+            _set_campaign_status(campaign, CampaignStatus.RUNNING, reason="work can proceed again")
+        enqueue_groups(enqueue)
+    return enqueue

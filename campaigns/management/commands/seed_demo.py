@@ -14,6 +14,7 @@ from django.db import transaction
 
 from campaigns import services
 from campaigns.choices import CampaignStatus, GroupStatus
+from campaigns.execution.services import campaign_launch
 from campaigns.models import Campaign
 from core.roles import ensure_role_groups, set_role
 from tagging.models import ButlerRepo
@@ -31,17 +32,10 @@ DRP_QUERY = "instrument = 'DemoCam' AND exposure.observation_type = 'science'"
 
 CAMPAIGNS = [
     {
+        # Launched for real: make run's worker runs it through BPS + Parsl on the demo repo.
         "owner": "alice",
-        "status": CampaignStatus.RUNNING,
-        "groups": {
-            "step1": [
-                ("night-20251121", GroupStatus.SUCCEEDED),
-                ("night-20251122", GroupStatus.SUCCEEDED),
-                ("night-20251123", GroupStatus.RUNNING),
-                ("night-20251124", GroupStatus.FAILED),
-            ],
-            "step2": [("all-visits", GroupStatus.WAITING)],
-        },
+        "status": CampaignStatus.READY,
+        "launch": True,
         "data": {
             "name": "w48-minidrp",
             "campaign_type": "mini-drp",
@@ -52,10 +46,10 @@ CAMPAIGNS = [
             "butler_repo": "demo",
             "pipeline": "demo/pipelines/drp.yaml",
             "input_collections": ["DemoCam/raw/all"],
-            "data_query": "instrument = 'DemoCam' AND band IN ('g', 'r')",
+            "data_query": "instrument = 'DemoCam' AND exposure.observation_type = 'science' AND band IN ('g', 'r')",
             "output_collection": "DemoCam/runs/w48-minidrp",
-            "bps": {"compute_site": "local", "wms": "parsl", "request_memory": 2048, "request_cpus": 1},
-            "scope": "Nights 2025-11-21 to 2025-11-24, bands g and r.",
+            "bps": {"compute_site": "local_threads", "wms": "parsl", "request_memory": 2048, "request_cpus": 1},
+            "scope": "Nights 2025-11-21 to 2025-11-23, bands g and r.",
             "links": [{"label": "JIRA DM-48123", "url": "https://jira.example.org/browse/DM-48123"}],
             "collaborators": ["bob"],
             "steps": [
@@ -79,7 +73,7 @@ CAMPAIGNS = [
             "input_collections": ["DemoCam/raw/all", "DemoCam/calib"],
             "data_query": "instrument = 'DemoCam' AND exposure.observation_type = 'flat'",
             "output_collection": "DemoCam/calib/flats-2025-11",
-            "bps": {"compute_site": "local", "wms": "parsl"},
+            "bps": {"compute_site": "local_threads", "wms": "parsl"},
             "scope": "All flat exposures of November 2025.",
             "steps": [{"name": "flats", "pipeline_subset": "cpFlat"}],
         },
@@ -97,7 +91,7 @@ CAMPAIGNS = [
             "input_collections": ["DemoCam/raw/all"],
             "data_query": DRP_QUERY + " AND band IN ('g', 'r', 'i')",
             "output_collection": "DemoCam/templates/2025b",
-            "bps": {"compute_site": "local", "wms": "parsl", "request_memory": 4096},
+            "bps": {"compute_site": "local_threads", "wms": "parsl", "request_memory": 4096},
             "scope": "Best-seeing 30% of science visits per field.",
             "links": [{"label": "DMTN-999", "url": "https://dmtn-999.example.org/"}],
             "steps": [
@@ -120,7 +114,7 @@ CAMPAIGNS = [
             "input_collections": ["DemoCam/raw/all"],
             "data_query": "instrument = 'DemoCam' AND day_obs = 20251122",
             "output_collection": "u/bob/psf-tweak",
-            "bps": {"compute_site": "local", "wms": "parsl", "extra": {"numberOfRetries": 1}},
+            "bps": {"compute_site": "local_threads", "wms": "parsl", "extra": {"numberOfRetries": 1}},
             "steps": [{"name": "step1", "pipeline_subset": "step1"}],
         },
     },
@@ -137,7 +131,7 @@ CAMPAIGNS = [
             "input_collections": ["DemoCam/raw/all"],
             "data_query": DRP_QUERY,
             "output_collection": "DemoCam/runs/biweekly/2025-48",
-            "bps": {"compute_site": "local", "wms": "parsl"},
+            "bps": {"compute_site": "local_threads", "wms": "parsl"},
             "steps": [
                 {"name": "step1", "pipeline_subset": "step1"},
                 {"name": "step2", "pipeline_subset": "step2", "depends_on": ["step1"]},
@@ -224,6 +218,8 @@ class Command(BaseCommand):
                             )
                 for status in STATUS_PATH[spec["status"]]:
                     services.campaign_set_status(user=owner, campaign_id=campaign.pk, status=status)
+                if spec.get("launch"):
+                    campaign_launch(user=owner, campaign_id=campaign.pk, comment="Demo: launched at set-up.")
                 created += 1
 
         self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} campaign(s) created)."))

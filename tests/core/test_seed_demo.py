@@ -1,0 +1,47 @@
+"""`make run`'s demo data: people, campaigns of several types and states, one launched for real."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from campaigns.models import Campaign, Group
+from core.roles import role_of
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def no_worker(monkeypatch, settings, tmp_path):
+    from campaigns.tasks import group_run
+
+    settings.CM_SUBMIT_ROOT = tmp_path / "submit"
+    monkeypatch.setattr(group_run, "delay", lambda group_id: None)
+
+
+def test_seed_demo_creates_people_and_campaigns_and_launches_the_mini_drp(butler_repo, capsys):
+    call_command("seed_demo")
+    out = capsys.readouterr().out
+    User = get_user_model()
+    roles = {u.username: role_of(u) for u in User.objects.filter(username__in=["admin", "alice", "bob", "carol"])}
+    assert roles == {"admin": "admin", "alice": "staff", "bob": "staff", "carol": "science"}
+    for name in ("alice", "bob", "carol", "admin"):
+        assert f"{name}-demo-2025" in out  # the passwords are printed
+        assert User.objects.get(username=name).check_password(f"{name}-demo-2025")
+    campaigns = {c.name: c for c in Campaign.objects.all()}
+    assert len(campaigns) == 6
+    assert len({c.campaign_type for c in campaigns.values()}) >= 5
+    assert {c.status for c in campaigns.values()} >= {"draft", "ready", "running", "succeeded", "failed"}
+    w48 = campaigns["w48-minidrp"]
+    assert w48.status == "running"
+    step1 = Group.objects.filter(step__campaign=w48, step__name="step1")
+    assert step1.count() == 2 and set(step1.values_list("status", flat=True)) == {"ready"}
+
+
+def test_seed_demo_twice_changes_nothing(butler_repo, capsys):
+    call_command("seed_demo")
+    before = sorted(Campaign.objects.values_list("name", "version"))
+    call_command("seed_demo")
+    assert "0 campaign(s) created" in capsys.readouterr().out
+    assert sorted(Campaign.objects.values_list("name", "version")) == before

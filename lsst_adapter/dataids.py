@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,22 +96,83 @@ def data_id_table(dimensions: Sequence[str], rows: Iterable[Sequence[Any]]):
     return table
 
 
+def data_id_table_from_columns(dimensions: Sequence[str], columns: Mapping[str, Any]):
+    """The same table from one array (or sequence) per dimension, without a Python loop over rows."""
+    import numpy as np
+    from astropy.table import Table
+
+    table = Table()
+    for name in dimensions:
+        table[name] = np.asarray(columns[name])
+    return table
+
+
+def _pack_keys(parts: list[Any]) -> Any | None:
+    """One int64 per row from int64 code columns (mixed radix), or None if they need more than 62 bits."""
+    import numpy as np
+
+    lows = [int(p.min()) if len(p) else 0 for p in parts]
+    widths = [max(1, (int(p.max()) - lo).bit_length()) if len(p) else 1 for p, lo in zip(parts, lows, strict=True)]
+    if sum(widths) > 62:
+        return None
+    key = np.zeros(len(parts[0]), dtype=np.int64)
+    for part, lo, width in zip(parts, lows, widths, strict=True):
+        key <<= width
+        key |= part - lo
+    return key
+
+
+def _missing_mask(row_columns: list[Any], found_columns: list[Any]) -> Any:
+    """True for each row whose key (one value per column) is not among the found keys; vectorised."""
+    import numpy as np
+
+    n = len(row_columns[0])
+    row_parts, found_parts = [], []
+    for rows, found in zip(row_columns, found_columns, strict=True):
+        if rows.dtype.kind in "iu" and (len(found) == 0 or found.dtype.kind in "iu"):
+            row_parts.append(rows.astype(np.int64))
+            found_parts.append(found.astype(np.int64))
+        else:
+            values = np.concatenate([rows.astype(str), found.astype(str)])
+            codes = np.unique(values, return_inverse=True)[1].astype(np.int64)
+            row_parts.append(codes[:n])
+            found_parts.append(codes[n:])
+    both = _pack_keys([np.concatenate([r, f]) for r, f in zip(row_parts, found_parts, strict=True)])
+    if both is None:  # too wide to pack: compare tuples
+        found_keys = set(zip(*(f.tolist() for f in found_parts), strict=True))
+        return np.fromiter(
+            (key not in found_keys for key in zip(*(r.tolist() for r in row_parts), strict=True)), dtype=bool, count=n
+        )
+    return ~np.isin(both[:n], both[n:])
+
+
 def tag_datasets(
     uri: str,
     *,
     dimensions: Sequence[str],
-    rows: Sequence[Sequence[Any]],
+    rows: Sequence[Sequence[Any]] | None = None,
+    columns: Mapping[str, Any] | None = None,
     dataset_type: str,
     input_collections: Sequence[str],
     collection: str,
     missing_limit: int = 50,
 ) -> TagResult:
     """Find the datasets of ``dataset_type`` for these data IDs (one query, the data IDs uploaded as a
-    table) and associate them with a TAGGED ``collection``. Running it again is harmless."""
+    table) and associate them with a TAGGED ``collection``. Running it again is harmless.
+
+    The data IDs come as ``rows`` (tuples in ``dimensions`` order) or, faster, as ``columns`` (one
+    array per dimension: int64 for integer dimensions, strings otherwise)."""
+    import numpy as np
     from lsst.daf.butler import CollectionType, MissingDatasetTypeError
 
+    if columns is None:
+        if rows is None:
+            raise ValueError("give rows or columns")
+        table = data_id_table(dimensions, rows)
+        columns = {name: np.asarray(table[name]) for name in dimensions}
+    else:
+        table = data_id_table_from_columns(dimensions, columns)
     butler = open_butler(uri, writeable=True)
-    table = data_id_table(dimensions, rows)
     try:
         with butler.query() as query:
             refs = list(
@@ -129,15 +190,20 @@ def tag_datasets(
             butler.registry.associate(collection, refs)
     except Exception as exc:  # e.g. the name is taken by a RUN collection; the caller records the message
         raise RepoError(f"Could not fill the TAGGED collection {collection!r}: {exc}") from exc
+    # Data IDs with no dataset: compared on the dimensions the set shares with the dataset type.
     dataset_dims = list(butler.get_dataset_type(dataset_type).dimensions.required)
-    positions = [list(dimensions).index(d) for d in dataset_dims if d in dimensions]
-    found_keys = {tuple(ref.dataId[dimensions[p]] for p in positions) for ref in refs}
-    missing: list[dict[str, Any]] = []
-    missing_count = 0
-    for row in rows:
-        key = tuple(row[p] for p in positions)
-        if key not in found_keys:
-            missing_count += 1
-            if len(missing) < missing_limit:
-                missing.append(dict(zip(dimensions, row, strict=True)))
-    return TagResult(collection=collection, found=len(refs), missing_count=missing_count, missing=missing)
+    key_dims = [d for d in dataset_dims if d in dimensions]
+    n = len(table)
+    if not key_dims or n == 0:
+        is_missing = np.full(n, not refs, dtype=bool)
+    else:
+        row_columns = [np.asarray(columns[d]) for d in key_dims]
+        # required_values: the ref's values in dataset_dims order, one attribute read per ref.
+        found = [ref.dataId.required_values for ref in refs]
+        by_dim = dict(zip(dataset_dims, zip(*found, strict=True), strict=True)) if found else {}
+        found_columns = [np.asarray(by_dim.get(d, ())) for d in key_dims]
+        is_missing = _missing_mask(row_columns, found_columns)
+    first = np.flatnonzero(is_missing)[:missing_limit]
+    listed = {name: np.asarray(columns[name])[first].tolist() for name in dimensions}
+    missing = [{name: listed[name][i] for name in dimensions} for i in range(len(first))]
+    return TagResult(collection=collection, found=len(refs), missing_count=int(is_missing.sum()), missing=missing)

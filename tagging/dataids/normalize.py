@@ -61,6 +61,30 @@ class Problem:
 
 
 @dataclass
+class ColumnRows:
+    """Checked, deduplicated data IDs held as columns (what the CSV fast path produces) rather than tuples.
+
+    ``arrays`` holds one int64 array per integer dimension; ``instrument_codes`` indexes ``instruments``.
+    Rows are grouped by instrument and sorted by the integer dimensions within each group."""
+
+    count: int
+    arrays: dict[str, Any]
+    instrument_codes: Any
+    instruments: list[str]
+
+    def column(self, name: str) -> Any:
+        import numpy as np
+
+        if name == "instrument":
+            return np.asarray(self.instruments, dtype=object)[self.instrument_codes]
+        return self.arrays[name]
+
+    def tuples(self, dimensions: list[str]) -> Iterator[tuple]:
+        columns = [self.column(d).tolist() for d in dimensions]
+        return zip(*columns, strict=True)
+
+
+@dataclass
 class CheckResult:
     dimensions: list[str]
     rows: list[tuple]
@@ -70,6 +94,12 @@ class CheckResult:
     rows_read: int = 0
     rows_invalid: int = 0
     notes: list[str] = field(default_factory=list)
+    columns: ColumnRows | None = None  # set instead of ``rows`` by the CSV fast path
+
+    @property
+    def count(self) -> int:
+        """How many checked, distinct data IDs there are to store."""
+        return self.columns.count if self.columns is not None else len(self.rows)
 
     def add_error(self, problem: Problem) -> None:
         self.error_total += 1

@@ -310,7 +310,7 @@ def test_share_lets_a_science_user_see_a_private_set(cm, owner, science_user, bu
     assert "night1-science" in seen.stdout
 
     refused = cm("dataids", "share", "night1-science", "--user", "alice", "--edit", as_user=science_user)
-    assert "not change who it is shared with" in assert_one_error_line(refused)
+    assert "may view this DataID set but not change it" in assert_one_error_line(refused)
 
     revoked = cm("dataids", "share", "night1-science", "--user", "carol", "--revoke", as_user=owner)
     assert revoked.returncode == 0, revoked.stderr

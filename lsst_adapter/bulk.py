@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from .demo import BANDS, DETECTOR_NAMES, INSTRUMENT, RAW_COLLECTION, RAW_DATASET_TYPE, RAW_STORAGE_CLASS, _analyze
+from .demo import (
+    BANDS,
+    DETECTOR_NAMES,
+    INSTRUMENT,
+    RAW_COLLECTION,
+    RAW_DATASET_TYPE,
+    RAW_STORAGE_CLASS,
+    _analyze,
+    insert_instrument,
+)
 
 CHUNK = 20_000
 EXPOSURE_SECONDS = 30
@@ -84,49 +93,7 @@ def build_bulk_repo(
         night_start[night] = nsec(datetime.strptime(str(night), "%Y%m%d").replace(tzinfo=UTC) + timedelta(hours=23))
 
     with butler.transaction():
-        registry.insertDimensionData(
-            "instrument",
-            {
-                "name": INSTRUMENT,
-                "visit_max": 2**40,
-                "exposure_max": 2**40,
-                "detector_max": 1000,
-                "visit_system": 0,
-                "class_name": "lsst_adapter.demo.DemoCam",
-            },
-        )
-        registry.insertDimensionData(
-            "physical_filter", *({"instrument": INSTRUMENT, "name": f"DemoCam-{b}", "band": b} for b in BANDS)
-        )
-        registry.insertDimensionData(
-            "detector",
-            *(
-                {
-                    "instrument": INSTRUMENT,
-                    "id": i,
-                    "full_name": DETECTOR_NAMES[i],
-                    "raft": DETECTOR_NAMES[i].split("_")[0],
-                    "name_in_raft": DETECTOR_NAMES[i].split("_")[1],
-                    "purpose": "SCIENCE",
-                }
-                for i in range(detectors)
-            ),
-        )
-        registry.insertDimensionData(
-            "day_obs",
-            *(
-                {
-                    "instrument": INSTRUMENT,
-                    "id": night,
-                    "timespan": Timespan(
-                        None,
-                        None,
-                        _nsec=(night_start[night] - 8 * 3600 * 10**9, night_start[night] + 16 * 3600 * 10**9),
-                    ),
-                }
-                for night in nights
-            ),
-        )
+        insert_instrument(registry, detectors=detectors, nights=nights)
         for start in range(0, exposures, CHUNK):
             stop = min(start + CHUNK, exposures)
             groups, rows = [], []

@@ -159,6 +159,55 @@ def _region(ra: float, dec: float, half_width_deg: float = 0.35):
     return ConvexPolygon([UnitVector3d(LonLat.fromDegrees(r, d)) for r, d in corners])
 
 
+def insert_instrument(registry, *, detectors: int, nights: tuple[int, ...] | list[int]) -> None:
+    """Insert DemoCam itself: the instrument, its physical filters, detectors and nights (``day_obs``).
+
+    A night runs from 15:00 UTC on day_obs to 15:00 UTC the next day (noon at the demo site, UTC-3).
+    """
+    import astropy.time
+    from lsst.daf.butler import Timespan
+
+    def at(night: int, hours: int):
+        moment = datetime.strptime(str(night), "%Y%m%d") + timedelta(hours=hours)
+        return astropy.time.Time(moment, scale="utc")
+
+    registry.insertDimensionData(
+        "instrument",
+        {
+            "name": INSTRUMENT,
+            "visit_max": 2**40,
+            "exposure_max": 2**40,
+            "detector_max": 1000,
+            "visit_system": VISIT_SYSTEM[0],
+            "class_name": "lsst_adapter.demo.DemoCam",
+        },
+    )
+    registry.insertDimensionData(
+        "physical_filter", *({"instrument": INSTRUMENT, "name": f"DemoCam-{b}", "band": b} for b in BANDS)
+    )
+    registry.insertDimensionData(
+        "detector",
+        *(
+            {
+                "instrument": INSTRUMENT,
+                "id": i,
+                "full_name": DETECTOR_NAMES[i],
+                "raft": DETECTOR_NAMES[i].split("_")[0],
+                "name_in_raft": DETECTOR_NAMES[i].split("_")[1],
+                "purpose": "SCIENCE",
+            }
+            for i in range(detectors)
+        ),
+    )
+    registry.insertDimensionData(
+        "day_obs",
+        *(
+            {"instrument": INSTRUMENT, "id": night, "timespan": Timespan(at(night, 15), at(night, 39))}
+            for night in nights
+        ),
+    )
+
+
 def build_demo_repo(
     root: str | Path,
     *,
@@ -190,48 +239,7 @@ def build_demo_repo(
         return astropy.time.Time(moment.replace(tzinfo=None), scale="utc")
 
     with butler.transaction():
-        registry.insertDimensionData(
-            "instrument",
-            {
-                "name": INSTRUMENT,
-                "visit_max": 2**40,
-                "exposure_max": 2**40,
-                "detector_max": 1000,
-                "visit_system": VISIT_SYSTEM[0],
-                "class_name": "lsst_adapter.demo.DemoCam",
-            },
-        )
-        registry.insertDimensionData(
-            "physical_filter", *({"instrument": INSTRUMENT, "name": f"DemoCam-{b}", "band": b} for b in BANDS)
-        )
-        registry.insertDimensionData(
-            "detector",
-            *(
-                {
-                    "instrument": INSTRUMENT,
-                    "id": i,
-                    "full_name": DETECTOR_NAMES[i],
-                    "raft": DETECTOR_NAMES[i].split("_")[0],
-                    "name_in_raft": DETECTOR_NAMES[i].split("_")[1],
-                    "purpose": "SCIENCE",
-                }
-                for i in range(detectors)
-            ),
-        )
-        registry.insertDimensionData(
-            "day_obs",
-            *(
-                {
-                    "instrument": INSTRUMENT,
-                    "id": night,
-                    "timespan": Timespan(
-                        t(datetime.strptime(str(night), "%Y%m%d").replace(tzinfo=UTC) + timedelta(hours=15)),
-                        t(datetime.strptime(str(night), "%Y%m%d").replace(tzinfo=UTC) + timedelta(hours=39)),
-                    ),
-                }
-                for night in nights
-            ),
-        )
+        insert_instrument(registry, detectors=detectors, nights=nights)
         registry.insertDimensionData("group", *({"instrument": INSTRUMENT, "name": s.obs_id} for s in specs))
         exposure_rows, visit_rows, definitions, memberships = [], [], [], []
         for s in specs:

@@ -1,7 +1,16 @@
 from django.contrib import admin
 from guardian.admin import GuardedModelAdmin
 
-from .models import Attachment, Campaign, Group, HistoryEntry, Step, WorkerHeartbeat
+from .models import (
+    Attachment,
+    Campaign,
+    Group,
+    HistoryEntry,
+    Notification,
+    RecurringCampaign,
+    Step,
+    WorkerHeartbeat,
+)
 
 
 class StepInline(admin.TabularInline):
@@ -22,3 +31,5 @@ admin.site.register(Group)
 admin.site.register(Attachment)
 admin.site.register(HistoryEntry)
 admin.site.register(WorkerHeartbeat)
+admin.site.register(Notification)
+admin.site.register(RecurringCampaign)

@@ -129,9 +129,28 @@ class HistoryAction(models.TextChoices):
     LAUNCH = "launch", "Launched"
     APPROVE = "approve", "Step approved"
     EXECUTION = "execution", "Execution"
+    SCHEDULE = "schedule", "Schedule"
 
 
 class WmsPlugin(models.TextChoices):
     PARSL = "parsl", "Parsl (local)"
     HTCONDOR = "htcondor", "HTCondor"
     PANDA = "panda", "PanDA"
+
+
+class NotificationEvent(models.TextChoices):
+    GROUP_FAILED = "group_failed", "A group failed"
+    STEP_AWAITING_APPROVAL = "step_awaiting_approval", "A step awaits approval"
+    CAMPAIGN_FINISHED = "campaign_finished", "The campaign finished (succeeded, or stopped failed)"
+
+
+class NotificationChannel(models.TextChoices):
+    EMAIL = "email", "E-mail"
+    WEBHOOK = "webhook", "Web hook"
+
+
+class NotificationState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"

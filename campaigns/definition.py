@@ -14,13 +14,13 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
+from django.core.validators import URLValidator, validate_email
 
 from core.roles import is_staff_member
 from lsst_adapter import check_where_syntax
 from tagging.models import ButlerRepo
 
-from .choices import CampaignType, Visibility, WmsPlugin
+from .choices import CampaignType, NotificationEvent, Visibility, WmsPlugin
 from .models import Campaign, slug_safe
 
 # Order matters: it is the order of YAML export and of the history diff.
@@ -40,11 +40,14 @@ DEFINITION_FIELDS = (
     "bps",
     "scope",
     "links",
+    "notify",
 )
 REQUIRED_FIELDS = ("name", "campaign_type", "reason", "butler_repo", "pipeline")
 STEP_FIELDS = ("name", "pipeline_subset", "depends_on", "requires_approval")
 BPS_FIELDS = ("compute_site", "wms", "request_memory", "request_cpus", "extra")
 LINK_FIELDS = ("label", "url")
+NOTIFY_FIELDS = ("emails", "webhook", "events")
+NOTIFY_MAX_EMAILS = 20
 
 DEFAULTS: dict[str, Any] = {
     "description": "",
@@ -56,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "bps": {},
     "scope": "",
     "links": [],
+    "notify": {},
 }
 
 _url = URLValidator(schemes=["http", "https"])
@@ -188,6 +192,54 @@ def _links(value: Any, errors: _Errors) -> list[dict[str, str]]:
     return out
 
 
+def _notify(value: Any, errors: _Errors) -> dict[str, Any]:
+    """``{"emails": [...], "webhook": url, "events": [...]}`` normalised: empty parts left out, events in
+    their canonical order; no e-mail and no web hook means no notifications (``{}``)."""
+    if value in (None, "", {}):
+        return {}
+    if not isinstance(value, Mapping):
+        errors.add("notify", "Must be a mapping with keys " + ", ".join(NOTIFY_FIELDS) + ".")
+        return {}
+    for key in value:
+        if key not in NOTIFY_FIELDS:
+            errors.add(f"notify.{key}", f"Unknown key; allowed: {', '.join(NOTIFY_FIELDS)}.")
+    emails = _string_list(value.get("emails"), "notify.emails", errors)
+    if len(emails) > NOTIFY_MAX_EMAILS:
+        errors.add("notify.emails", f"At most {NOTIFY_MAX_EMAILS} addresses (got {len(emails)}).")
+    for i, email in enumerate(emails):
+        try:
+            validate_email(email)
+        except ValidationError:
+            errors.add(f"notify.emails[{i}]", f"{email!r} is not an e-mail address.")
+    webhook = _text(value.get("webhook"), "notify.webhook", errors, max_length=1000)
+    if webhook:
+        try:
+            _url(webhook)
+        except ValidationError:
+            errors.add("notify.webhook", f"{webhook!r} is not an http(s) URL.")
+    events_raw = value.get("events")
+    if events_raw is None:
+        events = [e.value for e in NotificationEvent]  # not said: every event
+    else:
+        names = _string_list(events_raw, "notify.events", errors)
+        allowed = [e.value for e in NotificationEvent]
+        for i, name in enumerate(names):
+            if name not in allowed:
+                errors.add(f"notify.events[{i}]", f"{name!r} is not one of: {', '.join(allowed)}.")
+        events = [e for e in allowed if e in names]
+        if (emails or webhook) and not events and not any(k.startswith("notify.events") for k in errors.errors):
+            errors.add("notify.events", "Choose at least one event, or remove the e-mails and the web hook.")
+    if not emails and not webhook:
+        return {}
+    out: dict[str, Any] = {}
+    if emails:
+        out["emails"] = emails
+    if webhook:
+        out["webhook"] = webhook
+    out["events"] = events
+    return out
+
+
 def _users(usernames: list[str], key: str, errors: _Errors, *, must_be_staff: bool = False) -> list:
     User = get_user_model()
     found = {u.username: u for u in User.objects.filter(username__in=usernames, is_active=True)}
@@ -309,6 +361,7 @@ def clean_definition(
     out["bps"] = _bps(merged.get("bps"), errors)
     out["scope"] = _text(merged.get("scope"), "scope", errors, max_length=100_000)
     out["links"] = _links(merged.get("links"), errors)
+    out["notify"] = _notify(merged.get("notify"), errors)
 
     owner = merged.get("owner")
     if owner is not None and not isinstance(owner, str):
@@ -347,6 +400,7 @@ def snapshot(campaign: Campaign) -> dict[str, Any]:
         "bps": dict(campaign.bps),
         "scope": campaign.scope,
         "links": list(campaign.links),
+        "notify": dict(campaign.notify or {}),
         "steps": [
             {
                 "name": s.name,

@@ -16,7 +16,7 @@ from django.template.defaultfilters import filesizeformat
 from core.roles import STAFF_GROUP
 from tagging.models import ButlerRepo
 
-from .choices import CampaignStatus, CampaignType, ErrorAction, Visibility, WmsPlugin
+from .choices import CampaignStatus, CampaignType, ErrorAction, NotificationEvent, Visibility, WmsPlugin
 from .definition import snapshot
 from .models import Campaign
 
@@ -71,6 +71,25 @@ class CampaignForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
         help_text="One per line: label | https://…",
     )
+    notify_emails = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Notify by e-mail",
+        help_text="One address per line (or comma-separated).",
+    )
+    notify_webhook = forms.CharField(
+        required=False,
+        max_length=1000,
+        label="Notify a web hook",
+        help_text="A Slack-compatible incoming web hook URL (https://…); receives a JSON body with 'text'.",
+    )
+    notify_events = forms.MultipleChoiceField(
+        required=False,
+        choices=NotificationEvent.choices,
+        widget=forms.CheckboxSelectMultiple,
+        label="Notify about",
+        initial=NotificationEvent.values,
+    )
     comment = forms.CharField(required=False, max_length=1000, help_text="Why this change (kept in the history).")
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
@@ -86,6 +105,7 @@ class CampaignForm(forms.Form):
     def initial_from(campaign: Campaign) -> dict[str, Any]:
         data = snapshot(campaign)
         bps = data.pop("bps")
+        notify = data.pop("notify") or {}
         data.pop("steps")
         return {
             **data,
@@ -96,6 +116,9 @@ class CampaignForm(forms.Form):
             "bps_request_memory": bps.get("request_memory"),
             "bps_request_cpus": bps.get("request_cpus"),
             "bps_extra": yaml.safe_dump(bps["extra"], sort_keys=True).strip() if bps.get("extra") else "",
+            "notify_emails": "\n".join(notify.get("emails", [])),
+            "notify_webhook": notify.get("webhook", ""),
+            "notify_events": notify.get("events", NotificationEvent.values),
             "version": campaign.version,
         }
 
@@ -125,6 +148,9 @@ class CampaignForm(forms.Form):
             links.append({"label": label, "url": url})
         return links
 
+    def clean_notify_emails(self):
+        return [part.strip() for part in re.split(r"[\n,;]", self.cleaned_data["notify_emails"]) if part.strip()]
+
     def clean_input_collections(self):
         return [line.strip() for line in re.split(r"[\n,]", self.cleaned_data["input_collections"]) if line.strip()]
 
@@ -153,6 +179,11 @@ class CampaignForm(forms.Form):
             "bps": {k: v for k, v in bps.items() if v not in (None, "", {})},
             "scope": d["scope"],
             "links": d["links"],
+            "notify": {
+                "emails": d["notify_emails"],
+                "webhook": d["notify_webhook"].strip(),
+                "events": list(d["notify_events"]),
+            },
         }
 
 
@@ -202,6 +233,9 @@ def apply_service_errors(error: ValidationError, form: CampaignForm, formset, st
         if key.startswith("bps."):
             base = "bps_" + key.split(".")[1]
             base = base if base in form.fields else "bps_extra"
+        elif key == "notify" or key.startswith("notify."):
+            base = "notify_" + re.split(r"[.\[]", key + ".emails")[1]
+            base = base if base in form.fields else "notify_emails"
         field = base if base in form.fields else None
         for message in messages:
             plain = field == key or (field is None and key == NON_FIELD_ERRORS)
@@ -262,3 +296,32 @@ class ErrorRuleForm(forms.Form):
     action = forms.ChoiceField(choices=ErrorAction.choices)
     max_retries = forms.IntegerField(min_value=0, initial=1, help_text="For auto-retry: how many new attempts at most.")
     comment = forms.CharField(required=False, max_length=1000)
+
+
+class RecurringForm(forms.Form):
+    template = forms.ModelChoiceField(
+        queryset=Campaign.objects.none(), help_text="The campaign copied at each run (you must be able to edit it)."
+    )
+    name_prefix = forms.CharField(
+        max_length=80, label="Name prefix", help_text="Each run is named <prefix>-<YYYYMMDD-HHMM> (UTC)."
+    )
+    cron = forms.CharField(
+        max_length=100,
+        label="Cron (UTC)",
+        widget=forms.TextInput(attrs={"class": "mono", "placeholder": "0 12 * * *"}),
+        help_text="minute hour day-of-month month day-of-week, e.g. '0 12 * * 1' (Mondays 12:00 UTC).",
+    )
+    last_nights = forms.IntegerField(
+        min_value=1, initial=14, label="Last N nights", help_text="The copy selects the last N nights with exposures."
+    )
+    enabled = forms.BooleanField(required=False, initial=True)
+
+    def __init__(self, *args, user=None, editing: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        from .models import CHANGE
+
+        template = self.fields["template"]
+        assert isinstance(template, forms.ModelChoiceField)
+        template.queryset = Campaign.objects.restrict(user, CHANGE).filter(archived=False).order_by("name")
+        if editing:
+            del self.fields["template"]  # a schedule keeps its template

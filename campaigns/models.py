@@ -21,6 +21,9 @@ from .choices import (
     ErrorAction,
     GroupStatus,
     HistoryAction,
+    NotificationChannel,
+    NotificationEvent,
+    NotificationState,
     StepStatus,
     SubmissionKind,
     SubmissionState,
@@ -92,6 +95,11 @@ class Campaign(models.Model):
     bps = models.JSONField(default=dict, blank=True)
     scope = models.TextField(blank=True, help_text="Tracts, nights, exposure ranges, in words.")
     links = models.JSONField(default=list, blank=True)
+    notify = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Who hears about what: {"emails": [...], "webhook": "https://...", "events": [...]}; empty: nobody.',
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
     archived = models.BooleanField(default=False)
@@ -377,3 +385,67 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname} @ {self.seen:%Y-%m-%d %H:%M:%S}"
+
+
+class Notification(models.Model):
+    """One message about one event of a campaign to one target (an e-mail address or a web hook).
+
+    Rows are written by ``notification_send`` and delivered by the ``notify`` task, which claims a
+    row with a conditional update: running the task twice sends once.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="notifications")
+    event = models.CharField(max_length=30, choices=NotificationEvent.choices)
+    channel = models.CharField(max_length=10, choices=NotificationChannel.choices)
+    target = models.CharField(max_length=1000, help_text="E-mail address or web hook URL.")
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    link = models.CharField(max_length=1000, blank=True)
+    state = models.CharField(max_length=10, choices=NotificationState.choices, default=NotificationState.PENDING)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+    claimed = models.DateTimeField(null=True, blank=True, help_text="When the current attempt started.")
+    sent = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+        indexes = [models.Index(fields=["state"]), models.Index(fields=["campaign", "-created"])]
+
+    def __str__(self) -> str:
+        return f"{self.event} -> {self.channel}:{self.target} ({self.state})"
+
+
+class RecurringCampaign(models.Model):
+    """A cron schedule that clones a template campaign with a fresh selection and launches the copy.
+
+    Beat runs it through a django-celery-beat ``PeriodicTask`` kept in step by the recurring services.
+    """
+
+    template = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="schedules")
+    name_prefix = models.CharField(
+        max_length=80,
+        unique=True,
+        validators=[slug_safe],
+        help_text="Each run is named <prefix>-<YYYYMMDD-HHMM> (UTC).",
+    )
+    cron = models.CharField(max_length=100, help_text="Five fields, UTC: minute hour day-of-month month day-of-week.")
+    last_nights = models.PositiveIntegerField(
+        default=14, help_text="Select the last N nights that have exposures (exposure.day_obs)."
+    )
+    enabled = models.BooleanField(default=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    last_run = models.DateTimeField(null=True, blank=True)
+    last_campaign = models.ForeignKey(Campaign, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    last_error = models.TextField(blank=True)
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name_prefix"]
+
+    def __str__(self) -> str:
+        return f"{self.name_prefix} ({self.cron})"

@@ -11,7 +11,7 @@ from django.http import Http404
 from core.filters import without_blanks
 
 from .choices import GroupStatus
-from .models import CHANGE, VIEW, Attachment, Campaign, Group, HistoryEntry, Step
+from .models import CHANGE, VIEW, Attachment, Campaign, Group, HistoryEntry, Notification, Step
 
 
 def campaign_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Campaign]:
@@ -197,3 +197,8 @@ def error_rules() -> QuerySet:
     return (
         ErrorRule.objects.select_related("created_by").annotate(match_count=Count("matches")).order_by("position", "pk")
     )
+
+
+def campaign_notifications(*, campaign: Campaign, limit: int = 20) -> list[Notification]:
+    """The campaign's most recent notifications (the caller has checked that the user may change it)."""
+    return list(Notification.objects.filter(campaign=campaign).order_by("-created", "-pk")[:limit])

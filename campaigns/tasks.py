@@ -8,6 +8,7 @@ import socket
 from celery import shared_task
 from celery.signals import worker_ready
 
+from .notifications import DeliveryError
 from .services import worker_heartbeat_record
 
 logger = logging.getLogger(__name__)
@@ -57,3 +58,33 @@ def _reconcile_at_worker_start(sender=None, **kwargs) -> None:
         reconcile_groups.delay()
     except Exception:
         logger.exception("Could not send reconcile_groups at worker start")
+
+
+@shared_task(
+    name="campaigns.tasks.notify",
+    bind=True,
+    ignore_result=True,
+    autoretry_for=(DeliveryError,),
+    retry_backoff=30,
+    retry_backoff_max=900,
+    retry_jitter=True,
+    max_retries=3,
+)
+def notify(self, notification_id: int) -> str:
+    """Send one notification (e-mail or web hook). Safe to run twice: the row is claimed first.
+
+    A failed attempt is retried with exponential backoff; the last one records the notification failed.
+    """
+    from .notifications import notification_deliver
+
+    return notification_deliver(notification_id=notification_id, final=self.request.retries >= self.max_retries)
+
+
+@shared_task(name="campaigns.tasks.recurring_run", ignore_result=True)
+def recurring_run(recurring_id: int) -> str:
+    """Clone a recurring campaign's template with a fresh selection and launch it (beat sends this from the
+    schedule's PeriodicTask). Safe to run twice: a second run in the same minute does nothing."""
+    from .recurring import recurring_run as run
+
+    campaign = run(recurring_id=recurring_id)
+    return campaign.name if campaign is not None else "nothing to do"

@@ -118,6 +118,7 @@ def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "collaborators": campaign.collaborators.order_by("username"),
         "attachment_form": AttachmentForm() if can_edit else None,
         "share_form": ShareForm() if can_edit else None,
+        "notifications": selectors.campaign_notifications(campaign=campaign) if can_edit else [],
         "active": "campaigns",
     }
     return render(request, "campaigns/detail.html", context)
@@ -473,3 +474,94 @@ def error_rules(request: HttpRequest) -> HttpResponse:
                 messages.success(request, "Rule added.")
                 return redirect("campaigns:error-rules")
     return render(request, "campaigns/error_rules.html", {"rules": selectors.error_rules(), "form": form})
+
+
+# --------------------------------------------------------------------------------------
+# Recurring campaigns
+# --------------------------------------------------------------------------------------
+
+
+def _put_errors(form, exc: ValidationError) -> None:
+    fields = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
+    for field, errors in fields.items():
+        for error in errors:
+            form.add_error(field if field in form.fields else None, error)
+
+
+@require_http_methods(["GET", "POST"])
+def recurring_list(request: HttpRequest) -> HttpResponse:
+    from . import recurring
+    from .forms import RecurringForm
+
+    if request.method == "POST":
+        _require_staff(request)
+    initial = {}
+    if request.GET.get("template", "").isdigit():
+        initial["template"] = int(request.GET["template"])
+    form = RecurringForm(request.POST or None, user=request.user, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            created = recurring.recurring_create(
+                user=request.user,
+                template_id=data["template"].pk,
+                name_prefix=data["name_prefix"],
+                cron=data["cron"],
+                last_nights=data["last_nights"],
+                enabled=data["enabled"],
+            )
+        except ValidationError as exc:
+            _put_errors(form, exc)
+        else:
+            messages.success(request, f"Schedule {created.name_prefix} was created.")
+            return redirect("campaigns:recurring-list")
+    rows = recurring.recurring_rows(user=request.user)
+    return render(
+        request,
+        "campaigns/recurring_list.html",
+        {"rows": rows, "form": form if is_staff_member(request.user) else None, "active": "recurring"},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def recurring_edit(request: HttpRequest, recurring_id: int) -> HttpResponse:
+    from . import recurring
+    from .forms import RecurringForm
+
+    schedule = recurring.access_recurring(request.user, recurring_id, CHANGE)
+    initial = {
+        "name_prefix": schedule.name_prefix,
+        "cron": schedule.cron,
+        "last_nights": schedule.last_nights,
+        "enabled": schedule.enabled,
+    }
+    form = RecurringForm(request.POST or None, user=request.user, editing=True, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            recurring.recurring_update(user=request.user, recurring_id=schedule.pk, **form.cleaned_data)
+        except ValidationError as exc:
+            _put_errors(form, exc)
+        else:
+            messages.success(request, f"Schedule {form.cleaned_data['name_prefix']} was saved.")
+            return redirect("campaigns:recurring-list")
+    return render(
+        request,
+        "campaigns/recurring_edit.html",
+        {"form": form, "schedule": schedule, "next_run": recurring.next_run(schedule), "active": "recurring"},
+    )
+
+
+@require_POST
+def recurring_action(request: HttpRequest, recurring_id: int, verb: str) -> HttpResponse:
+    from . import recurring
+
+    _require_staff(request)
+    if verb in ("enable", "disable"):
+        schedule = recurring.recurring_update(user=request.user, recurring_id=recurring_id, enabled=verb == "enable")
+        messages.success(request, f"Schedule {schedule.name_prefix} is {verb}d.")
+    elif verb == "delete":
+        recurring.recurring_delete(user=request.user, recurring_id=recurring_id)
+        messages.success(request, "Schedule deleted; the campaigns it made stay.")
+    else:
+        raise Http404("No such action.")
+    return redirect("campaigns:recurring-list")

@@ -12,6 +12,8 @@ app = Celery("campaign_manager")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# Beat runs django-celery-beat's DatabaseScheduler (settings.CELERY_BEAT_SCHEDULER): at start it syncs these
+# entries into its PeriodicTask table; recurring campaigns (campaigns.recurring) add their own crontab entries.
 app.conf.beat_schedule = {
     "worker-heartbeat": {"task": "campaigns.tasks.heartbeat", "schedule": 60.0},
     "poll-running-groups": {"task": "campaigns.tasks.poll_running_groups", "schedule": 30.0},

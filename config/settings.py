@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",
+    "django_celery_beat",
     "core",
     "campaigns",
     "tagging",
@@ -176,6 +177,29 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Beat reads its schedule from the database (django-celery-beat): the static entries of
+# config/celery.py are synced into it at start, recurring campaigns add their own PeriodicTasks.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+DJANGO_CELERY_BEAT_TZ_AWARE = USE_TZ
+
+# E-mail (notifications). Development prints messages to the console unless EMAIL_BACKEND says otherwise.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+DEFAULT_FROM_EMAIL = env_str("CM_EMAIL_FROM", "campaign-manager@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Notifications: absolute links in messages start with this (e.g. https://cm.example.org); web hook timeout.
+CM_BASE_URL = env_str("CM_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+CM_WEBHOOK_TIMEOUT_SECONDS = env_int("CM_WEBHOOK_TIMEOUT_SECONDS", 10)
 
 LOGGING = {
     "version": 1,

@@ -6,7 +6,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from ..choices import CampaignStatus, CampaignType, Visibility
-from ..definition import BPS_FIELDS
+from ..definition import BPS_FIELDS, NOTIFY_FIELDS
 from ..models import Attachment, Campaign, Group, HistoryEntry, Step
 
 
@@ -21,6 +21,16 @@ class BpsSerializer(serializers.Serializer):
     request_memory = serializers.IntegerField(required=False, help_text="MB")
     request_cpus = serializers.IntegerField(required=False)
     extra = serializers.DictField(required=False, help_text="Other BPS submit-file options.")
+
+
+class NotifySerializer(serializers.Serializer):
+    emails = serializers.ListField(child=serializers.CharField(allow_blank=True), required=False)
+    webhook = serializers.CharField(required=False, allow_blank=True, help_text="Slack-compatible web hook URL")
+    events = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="group_failed, step_awaiting_approval, campaign_finished (default: all)",
+    )
 
 
 class StepSerializer(serializers.Serializer):
@@ -66,6 +76,7 @@ class CampaignWriteSerializer(serializers.Serializer):
     bps = BpsSerializer(required=False)
     scope = serializers.CharField(required=False, allow_blank=True)
     links = LinkSerializer(many=True, required=False)
+    notify = NotifySerializer(required=False)
     steps = StepSerializer(many=True, required=False)
     version = serializers.IntegerField(required=False, help_text="Required for updates: the version you edited.")
     comment = serializers.CharField(required=False, allow_blank=True, help_text="Recorded in the history.")
@@ -80,6 +91,8 @@ class CampaignWriteSerializer(serializers.Serializer):
             nested = {}
             if isinstance(data.get("bps"), dict):
                 nested.update({f"bps.{k}": "bps" for k in data["bps"] if k not in BPS_FIELDS})
+            if isinstance(data.get("notify"), dict):
+                nested.update({f"notify.{k}": "notify" for k in data["notify"] if k not in NOTIFY_FIELDS})
             for list_key, child in (("links", LinkSerializer), ("steps", StepSerializer)):
                 if isinstance(data.get(list_key), list):
                     allowed = set(child().fields)
@@ -157,6 +170,7 @@ class CampaignDetailSerializer(serializers.ModelSerializer):
             "bps",
             "scope",
             "links",
+            "notify",
             "created",
             "updated",
             "archived",

@@ -1,6 +1,7 @@
 from rest_framework.routers import DefaultRouter
 
 from .execution import ErrorRuleViewSet, GroupViewSet, StepViewSet
+from .recurring import RecurringCampaignViewSet
 from .views import CampaignViewSet
 
 router = DefaultRouter()
@@ -8,5 +9,6 @@ router.register("campaigns", CampaignViewSet, basename="campaign")
 router.register("steps", StepViewSet, basename="step")
 router.register("groups", GroupViewSet, basename="group")
 router.register("error-rules", ErrorRuleViewSet, basename="errorrule")
+router.register("recurring-campaigns", RecurringCampaignViewSet, basename="recurringcampaign")
 
 urlpatterns = router.urls

@@ -32,7 +32,7 @@ from ..choices import (
 )
 from ..models import Campaign, ErrorRule, Group, QuantumError, Step, Submission
 from . import planning
-from .state import move_group, record_history, roll_up
+from .state import move_group, notify_group_failed, record_history, roll_up
 
 logger = logging.getLogger(__name__)
 
@@ -388,6 +388,8 @@ def submission_record_result(
             last_progress=now,
             **counts,
         )
+        if moved is not None and not succeeded and not (decision == ErrorAction.AUTO_RETRY and rule_used is not None):
+            notify_group_failed(campaign, moved, message)
         if moved is not None and decision == ErrorAction.AUTO_RETRY and rule_used is not None:
             queue_attempt(
                 group.pk,

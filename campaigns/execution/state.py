@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from ..choices import (
@@ -20,6 +21,7 @@ from ..choices import (
     CampaignStatus,
     GroupStatus,
     HistoryAction,
+    NotificationEvent,
     StepStatus,
     SubmissionState,
 )
@@ -41,6 +43,58 @@ def record_history(*, campaign: Campaign, actor, changes: dict[str, Any], commen
     from ..services import _record
 
     _record(campaign=campaign, actor=actor, action=action or HistoryAction.EXECUTION, changes=changes, comment=comment)
+
+
+# --------------------------------------------------------------------------------------
+# Notifications: sent (on commit) where the state changes, to whom the campaign's ``notify`` names
+# --------------------------------------------------------------------------------------
+
+
+def _notify(campaign: Campaign, event: str, subject: str, text: str, link: str) -> None:
+    from ..notifications import notification_send
+
+    if not (campaign.notify or {}).get("events"):
+        return  # the common case: no notifications configured, no query
+    try:
+        with transaction.atomic():
+            notification_send(campaign_id=campaign.pk, event=event, subject=subject, text=text, link=link)
+    except Exception:  # a notification must never stop the executor
+        logger.exception("Could not record the %s notification of campaign %s", event, campaign.pk)
+
+
+def notify_group_failed(campaign: Campaign, group: Group, error: str) -> None:
+    step_name = group.step.name
+    _notify(
+        campaign,
+        NotificationEvent.GROUP_FAILED,
+        f"[{campaign.name}] group {step_name}/{group.name} failed",
+        f"Campaign {campaign.name}: group {group.name} of step {step_name} failed "
+        f"(attempt {group.attempts}).\n\nError:\n{error or 'no message'}",
+        reverse("campaigns:group", args=[campaign.pk, group.pk]),
+    )
+
+
+def _notify_step_awaiting_approval(step: Step) -> None:
+    campaign = step.campaign
+    _notify(
+        campaign,
+        NotificationEvent.STEP_AWAITING_APPROVAL,
+        f"[{campaign.name}] step {step.name} awaits approval",
+        f"Campaign {campaign.name}: the steps that step {step.name} depends on are done; "
+        f"it awaits a staff member's approval before its groups run.",
+        reverse("campaigns:detail", args=[campaign.pk]),
+    )
+
+
+def _notify_campaign_finished(campaign: Campaign, status: str, reason: str) -> None:
+    _notify(
+        campaign,
+        NotificationEvent.CAMPAIGN_FINISHED,
+        f"[{campaign.name}] campaign {status}",
+        f"Campaign {campaign.name} {status}: {reason}."
+        + (f"\nOutput collection: {campaign.output_collection}" if campaign.output_collection else ""),
+        reverse("campaigns:detail", args=[campaign.pk]),
+    )
 
 
 def enqueue_groups(group_ids: Iterable[int]) -> None:
@@ -106,6 +160,8 @@ def _set_step_status(step: Step, status: str, *, actor=None, reason: str = "", *
         record_history(
             campaign=step.campaign, actor=actor, changes={f"step {step.name}": [old, status]}, comment=reason
         )
+        if status == StepStatus.AWAITING_APPROVAL:
+            _notify_step_awaiting_approval(step)
     return True
 
 
@@ -118,6 +174,8 @@ def _set_campaign_status(campaign: Campaign, status: str, *, actor=None, reason:
     record_history(
         campaign=campaign, actor=actor, changes={"status": [old, status]}, comment=reason, action=HistoryAction.STATUS
     )
+    if status in (CampaignStatus.SUCCEEDED, CampaignStatus.FAILED):
+        _notify_campaign_finished(campaign, status, reason)
 
 
 def step_runs(step: Step) -> list[str]:

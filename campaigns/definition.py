@@ -425,3 +425,20 @@ def as_snapshot(clean: Mapping[str, Any], *, previous: Mapping[str, Any]) -> dic
     out["collaborators"] = sorted(u.username for u in clean.get("collaborators", []))
     out["steps"] = clean["steps"] if "steps" in clean else previous.get("steps", [])
     return out
+
+
+HIDDEN_WEBHOOK = "(hidden: only people who may edit the campaign see its web hook address)"
+
+
+def redact_notify(notify: Any) -> Any:
+    """A ``notify`` value with its web hook address hidden: the address is a secret (Slack's carry a token)."""
+    if isinstance(notify, Mapping) and notify.get("webhook"):
+        return {**notify, "webhook": HIDDEN_WEBHOOK}
+    return notify
+
+
+def redact_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """A history diff ``{field: [old, new]}`` with web hook addresses hidden."""
+    if "notify" not in changes:
+        return dict(changes)
+    return {**changes, "notify": [redact_notify(value) for value in changes["notify"]]}

@@ -16,6 +16,7 @@ from core.roles import is_staff_member
 from . import selectors, services
 from .api.views import attachment_response
 from .choices import STATUS_TRANSITIONS
+from .definition import redact_changes
 from .filtersets import CampaignFilterSet
 from .forms import (
     AttachmentForm,
@@ -111,6 +112,9 @@ def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = selectors.access_campaign(request.user, pk, VIEW)
     can_edit = selectors.campaign_can_change(request.user, campaign)
     history = Paginator(selectors.campaign_history(campaign=campaign), 50).get_page(request.GET.get("history_page"))
+    if not can_edit:
+        for entry in history.object_list:  # shown, never saved
+            entry.changes = redact_changes(entry.changes)
     context = {
         **_run_panel_context(request, campaign, can_edit),
         "history": history,
@@ -251,7 +255,10 @@ def campaign_import(request: HttpRequest) -> HttpResponse:
 
 def campaign_export(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = selectors.access_campaign(request.user, pk, VIEW)
-    response = HttpResponse(campaign_to_yaml(campaign), content_type="application/yaml; charset=utf-8")
+    response = HttpResponse(
+        campaign_to_yaml(campaign, redact=not selectors.campaign_can_change(request.user, campaign)),
+        content_type="application/yaml; charset=utf-8",
+    )
     response["Content-Disposition"] = f'attachment; filename="{campaign.name}.yaml"'
     return response
 

@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 from django.core.exceptions import ValidationError
 
-from .definition import DEFINITION_FIELDS, snapshot
+from .definition import DEFINITION_FIELDS, redact_notify, snapshot
 from .models import Campaign
 
 
@@ -44,8 +44,12 @@ def _compact(definition: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def campaign_to_yaml(campaign: Campaign) -> str:
-    return yaml.dump(_compact(snapshot(campaign)), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+def campaign_to_yaml(campaign: Campaign, *, redact: bool = False) -> str:
+    """The campaign's definition as YAML; ``redact`` hides secrets (web hook addresses) from mere viewers."""
+    data = snapshot(campaign)
+    if redact and "notify" in data:
+        data["notify"] = redact_notify(data["notify"])
+    return yaml.dump(_compact(data), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
 def parse_campaign_yaml(text: str | bytes) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from ..choices import CampaignStatus, CampaignType, Visibility
-from ..definition import BPS_FIELDS, NOTIFY_FIELDS
+from ..definition import BPS_FIELDS, NOTIFY_FIELDS, redact_changes, redact_notify
 from ..models import Attachment, Campaign, Group, HistoryEntry, Step
 
 
@@ -143,6 +143,7 @@ class CampaignDetailSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username")
     definer = serializers.CharField(source="definer.username")
     collaborators = serializers.SerializerMethodField()
+    notify = serializers.SerializerMethodField()
     butler_repo = serializers.CharField(source="butler_repo_id")
     steps = StepDetailSerializer(many=True, read_only=True)
     progress = serializers.SerializerMethodField()
@@ -181,6 +182,13 @@ class CampaignDetailSerializer(serializers.ModelSerializer):
             "attachment_count",
         ]
 
+    def get_notify(self, campaign: Campaign) -> dict:
+        from ..selectors import campaign_can_change
+
+        if campaign_can_change(self.context["request"].user, campaign):
+            return campaign.notify
+        return redact_notify(campaign.notify)
+
     def get_collaborators(self, campaign: Campaign) -> list[str]:
         return sorted(u.username for u in campaign.collaborators.all())
 
@@ -199,11 +207,17 @@ class CampaignDetailSerializer(serializers.ModelSerializer):
 
 
 class HistoryEntrySerializer(serializers.ModelSerializer):
+    """``context["redact"]``: hide web hook addresses (for people who may only view the campaign)."""
+
     actor = serializers.SerializerMethodField()
+    changes = serializers.SerializerMethodField()
 
     class Meta:
         model = HistoryEntry
         fields = ["id", "at", "actor", "action", "version", "changes", "comment"]
+
+    def get_changes(self, entry: HistoryEntry) -> dict:
+        return redact_changes(entry.changes) if self.context.get("redact") else entry.changes
 
     def get_actor(self, entry: HistoryEntry) -> str | None:
         return entry.actor.username if entry.actor else None

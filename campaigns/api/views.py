@@ -111,7 +111,10 @@ class CampaignViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def export(self, request: Request, pk: str) -> HttpResponse:
         campaign = selectors.access_campaign(request.user, pk, VIEW)
-        response = HttpResponse(campaign_to_yaml(campaign), content_type="application/yaml; charset=utf-8")
+        response = HttpResponse(
+            campaign_to_yaml(campaign, redact=not selectors.campaign_can_change(request.user, campaign)),
+            content_type="application/yaml; charset=utf-8",
+        )
         response["Content-Disposition"] = f'attachment; filename="{campaign.name}.yaml"'
         return response
 
@@ -156,7 +159,10 @@ class CampaignViewSet(viewsets.GenericViewSet):
         campaign = selectors.access_campaign(request.user, pk, VIEW)
         paginator = Pagination()
         page = paginator.paginate_queryset(selectors.campaign_history(campaign=campaign), request, view=self)
-        return paginator.get_paginated_response(HistoryEntrySerializer(page, many=True).data)
+        redact = not selectors.campaign_can_change(request.user, campaign)
+        return paginator.get_paginated_response(
+            HistoryEntrySerializer(page, many=True, context={"redact": redact}).data
+        )
 
     @extend_schema(methods=["GET"], responses=AttachmentSerializer(many=True))
     @extend_schema(

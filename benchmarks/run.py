@@ -498,8 +498,19 @@ def tag_ours(collection: str, version_id: int) -> dict[str, Any]:
     return _measure(run, warm=warm, after=after)
 
 
+def orchestration(profile: str | None = None) -> dict[str, Any]:
+    """The executor's overhead on a 1,000-group campaign with the no-op WMS (``benchmarks/orchestration.py``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import orchestration as bench
+
+    start = time.perf_counter()
+    out = bench.run(str(REPO_DIR), USER, profile=profile)
+    return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb(), **out}
+
+
 WORKERS = {
     "setup": setup,
+    "orchestration": orchestration,
     "cleanup": cleanup,
     "copy_plain": copy_plain,
     "copy_settable": copy_settable,
@@ -660,10 +671,12 @@ def _write_results(
     before: dict[str, Any] | None,
     elapsed: float,
     repeat: int,
+    orchestration_runs: list[dict[str, Any]] | None = None,
 ) -> None:
     verdicts = _verdicts(summary)
-    notes_path = Path(__file__).resolve().parent / "NOTES.md"
-    notes = notes_path.read_text().strip() if notes_path.exists() else ""
+    if orchestration_runs:
+        verdicts.append(_orchestration_module().verdict(orchestration_runs))
+    notes = _notes()
     text = [
         "# Benchmark results",
         "",
@@ -701,8 +714,10 @@ def _write_results(
             "",
             f'"Before" columns: the same benchmark on the code before the optimisation ({before.get("note", "")}).',
         ]
+    if orchestration_runs:
+        text += ["", _orchestration_section(orchestration_runs)]
     if notes:
-        text += ["", notes]
+        text += ["", NOTES_START, notes, NOTES_END]
     text += [
         "",
         "## Re-running",
@@ -711,6 +726,7 @@ def _write_results(
         "make benchmarks                      # or: .venv/bin/python benchmarks/run.py",
         "DATABASE_URL=postgresql://user@host:5432/dbname make benchmarks",
         ".venv/bin/python benchmarks/run.py --repeat 5",
+        ".venv/bin/python benchmarks/run.py --only orchestration   # rewrites only its section (and the notes)",
         "```",
         "",
         "The first run also builds the Butler repo and the CSV files under `var/bench/` (about a minute); later "
@@ -721,10 +737,76 @@ def _write_results(
     RESULTS.write_text("\n".join(text))
 
 
+ORCH_START, ORCH_END = "<!-- orchestration:start -->", "<!-- orchestration:end -->"
+NOTES_START, NOTES_END = "<!-- notes:start -->", "<!-- notes:end -->"
+
+
+def _notes() -> str:
+    notes_path = Path(__file__).resolve().parent / "NOTES.md"
+    return notes_path.read_text().strip() if notes_path.exists() else ""
+
+
+def _orchestration_module():
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import orchestration as bench
+
+    return bench
+
+
+def _orchestration_section(runs: list[dict[str, Any]]) -> str:
+    bench = _orchestration_module()
+    goal, ok, result = bench.verdict(runs)
+    return "\n".join(
+        [
+            ORCH_START,
+            "## Orchestration overhead (executor, no-op WMS)",
+            "",
+            f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, {len(runs)} run(s), each in a fresh process "
+            f"(peak RSS {max(r['peak_mb'] for r in runs):.0f} MB). A campaign of {bench.GROUPS:,} groups of "
+            f'{bench.GROUP_SIZE} exposures ({bench.GROUP_SIZE * 9} quanta each) with `bps.wms = "noop"`; '
+            "method in the notes below.",
+            "",
+            f"{goal}: {result}. Goal {'met' if ok else '**not met**'}.",
+            "",
+            bench.table(runs),
+            ORCH_END,
+        ]
+    )
+
+
+def _replace_block(text: str, start: str, end: str, block: str, *, before: str) -> str:
+    """``block`` (which carries its markers) in place of the marked one, else inserted before ``before``."""
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        return head + block + rest.split(end, 1)[1]
+    if before in text:
+        head, tail = text.split(before, 1)
+        return head + block + "\n\n" + before + tail
+    return text.rstrip() + "\n\n" + block + "\n"
+
+
+def _update_orchestration_results(runs: list[dict[str, Any]]) -> None:
+    """``--only orchestration``: rewrite its section (and the notes) of RESULTS.md, leaving the rest as it is."""
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    notes = _notes()
+    if notes:
+        if NOTES_START not in text and notes.splitlines()[0] in text and "\n## Re-running" in text:
+            head, rest = text.split(notes.splitlines()[0], 1)  # notes written before they had markers
+            text = head + NOTES_START + "\n" + NOTES_END + "\n\n## Re-running" + rest.split("\n## Re-running", 1)[1]
+        text = _replace_block(
+            text, NOTES_START, NOTES_END, f"{NOTES_START}\n{notes}\n{NOTES_END}", before="## Re-running"
+        )
+    text = _replace_block(text, ORCH_START, ORCH_END, _orchestration_section(runs), before=NOTES_START)
+    RESULTS.write_text(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measured operation (default 3)")
-    parser.add_argument("--only", choices=["upload", "tag"], help="run one of the two benchmarks")
+    parser.add_argument("--only", choices=["upload", "tag", "orchestration"], help="run one of the benchmarks")
+    parser.add_argument(
+        "--orchestration-runs", type=int, default=1, help="runs of the orchestration benchmark (default 1, ~3 min each)"
+    )
     parser.add_argument("--save", metavar="FILE", help="also write the raw results as JSON to FILE")
     parser.add_argument("--no-results", action="store_true", help="do not rewrite benchmarks/RESULTS.md")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -744,11 +826,12 @@ def main() -> None:
     print("Setting up (migrate, Butler repo, mirror, CSV files)...")
     info = _spawn("setup")
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in LABELS}
+    orchestration_runs: list[dict[str, Any]] = []
     try:
         if options.only in (None, "tag"):
             # Untimed: the first resolution after a while reads the registry file from disk.
             _spawn("tag_bare", collection=f"bench/tagged/warmup-{os.getpid()}", version_id=info["tag_version_id"])
-        for i in range(options.repeat):
+        for i in range(options.repeat if options.only != "orchestration" else 0):
             print(f"Run {i + 1} of {options.repeat}")
             if options.only in (None, "upload"):
                 for name in ("copy_plain", "upload_ours", "copy_settable", "copy_variant_id", "copy_variant_indexes"):
@@ -762,11 +845,25 @@ def main() -> None:
                     collection = f"bench/tagged/{name}-{os.getpid()}-{i}"
                     results[name].append(_spawn(name, collection=collection, version_id=info["tag_version_id"]))
                     print(f"  {LABELS[name]:55s} {results[name][-1]['seconds']:7.2f} s")
+        if options.only in (None, "orchestration"):
+            for i in range(options.orchestration_runs):
+                print(f"Orchestration, run {i + 1} of {options.orchestration_runs} (1,000 groups, no-op WMS)")
+                orchestration_runs.append(_spawn("orchestration"))
+                print(f"  {_orchestration_module().verdict(orchestration_runs[-1:])[2]}")
     finally:
         _spawn("cleanup", tag_version_id=info["tag_version_id"])
     elapsed = time.perf_counter() - started
     if options.save:
-        Path(options.save).write_text(json.dumps({"results": results, "info": info}, indent=1, default=str))
+        Path(options.save).write_text(
+            json.dumps({"results": results, "orchestration": orchestration_runs, "info": info}, indent=1, default=str)
+        )
+    if options.only == "orchestration":
+        print()
+        print(_orchestration_module().table(orchestration_runs))
+        if not options.no_results:
+            _update_orchestration_results(orchestration_runs)
+            print(f"\nOrchestration section written to {RESULTS.relative_to(ROOT)} ({elapsed / 60:.1f} min)")
+        return
     if options.only:
         for name, runs in results.items():
             if runs:
@@ -780,10 +877,15 @@ def main() -> None:
     print()
     print(_table(results, summary, before))
     print()
-    for goal, ok, result in _verdicts(summary):
+    verdicts = _verdicts(summary)
+    if orchestration_runs:
+        print(_orchestration_module().table(orchestration_runs))
+        print()
+        verdicts.append(_orchestration_module().verdict(orchestration_runs))
+    for goal, ok, result in verdicts:
         print(f"{'MET    ' if ok else 'NOT MET'}  {goal}: {result}")
     if not options.no_results:
-        _write_results(results, summary, machine, info, before, elapsed, options.repeat)
+        _write_results(results, summary, machine, info, before, elapsed, options.repeat, orchestration_runs)
         print(f"\nWritten to {RESULTS.relative_to(ROOT)} ({elapsed / 60:.1f} min)")
     if options.save:
         Path(options.save).write_text(

@@ -25,18 +25,17 @@ def existing_collections(butler_config: str, names: Iterable[str]) -> list[str]:
     wanted = [n for n in names if n]
     if not wanted:
         return []
-    butler = _fresh_butler(butler_config)
-    try:
-        found = []
-        for name in wanted:
-            try:
-                butler.collections.get_info(name)
-            except MissingCollectionError:
-                continue
-            found.append(name)
-        return found
-    finally:
-        butler.close()
+    # The process's cached Butler (opening one costs ~90 ms, the lookup 0.4 ms): a name its registry
+    # has not seen is looked up in the database, so collections that BPS jobs created since are found.
+    butler = open_butler(butler_config)
+    found = []
+    for name in wanted:
+        try:
+            butler.collections.get_info(name)
+        except MissingCollectionError:
+            continue
+        found.append(name)
+    return found
 
 
 def collection_exists(butler_config: str, name: str) -> bool:

@@ -293,6 +293,20 @@ def _summary(progress: Any, error: str) -> str:
     return "\n".join(parts)[:4000]
 
 
+def _record_failure(submission: Submission, failure: Any, *, rule: ErrorRule | None, action: str) -> QuantumError:
+    """One failed quantum of ``submission`` (a ``FailedQuantum`` of the adapter), with what the rules decided."""
+    return QuantumError.objects.create(
+        submission=submission,
+        task_label=failure.task_label[:200],
+        data_id=failure.data_id,
+        exception_type=(failure.exception_type or "")[:300],
+        message=failure.message or "",
+        log_location=(failure.log or failure.log_dataset or "")[:1024],
+        rule=rule,
+        action=action,
+    )
+
+
 def submission_record_result(
     *, submission_id: int, progress: Any | None, error: str = "", lost: bool = False
 ) -> Submission | None:
@@ -338,16 +352,7 @@ def submission_record_result(
                         action = ErrorAction.FAIL
                     else:
                         rule_used = rule
-                QuantumError.objects.create(
-                    submission=submission,
-                    task_label=failure.task_label[:200],
-                    data_id=failure.data_id,
-                    exception_type=(failure.exception_type or "")[:300],
-                    message=failure.message or "",
-                    log_location=(failure.log or failure.log_dataset or "")[:1024],
-                    rule=rule,
-                    action=action,
-                )
+                _record_failure(submission, failure, rule=rule, action=action)
                 actions.append(action)
             if actions and all(a == ErrorAction.AUTO_RETRY for a in actions) and not error:
                 decision = ErrorAction.AUTO_RETRY
@@ -355,15 +360,7 @@ def submission_record_result(
                 decision = ErrorAction.REVIEW
         if lost and progress is not None:
             for failure in progress.failures:
-                QuantumError.objects.create(
-                    submission=submission,
-                    task_label=failure.task_label[:200],
-                    data_id=failure.data_id,
-                    exception_type=(failure.exception_type or "")[:300],
-                    message=failure.message or "",
-                    log_location=(failure.log or failure.log_dataset or "")[:1024],
-                    action=ErrorAction.FAIL,
-                )
+                _record_failure(submission, failure, rule=None, action=ErrorAction.FAIL)
         message = "" if succeeded else _summary(progress, error)
         state = SubmissionState.SUCCEEDED if succeeded else SubmissionState.LOST if lost else SubmissionState.FAILED
         Submission.objects.filter(pk=submission.pk).update(

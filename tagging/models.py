@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.core.validators import RegexValidator
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
@@ -264,3 +266,276 @@ class DataIdRow(models.Model):
 
     def __str__(self) -> str:
         return ", ".join(f"{c}={getattr(self, c)}" for c in DATA_ID_COLUMNS if getattr(self, c) is not None)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tag tables: user tables with a declared, migration-free schema whose rows are keyed by data IDs.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class Polarity(models.TextChoices):
+    SELECT = "select", "Select (use these)"
+    REJECT = "reject", "Reject (do not use these)"
+    NEUTRAL = "neutral", "Neutral (information only)"
+
+
+class ColumnType(models.TextChoices):
+    INT = "int", "Integer"
+    FLOAT = "float", "Float"
+    STRING = "string", "String"
+    BOOL = "bool", "Boolean"
+    ENUM = "enum", "Enumeration"
+    DATETIME = "datetime", "Date and time"
+
+
+class TagTableQuerySet(models.QuerySet):
+    def restrict(self, user, action: str = "view") -> TagTableQuerySet:
+        """The one permission gate for tag tables: what ``user`` may ``view`` or ``change``."""
+        from django.db.models import Q
+
+        from core.roles import is_staff_member
+        from core.sharing import shared_with_q
+
+        if action not in ("view", "change"):
+            raise ValueError(f"Unknown action {action!r}")
+        if user is None or not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_superuser:
+            return self
+        if action == "change" and not is_staff_member(user):
+            return self.none()
+        mine = Q(owner=user) | shared_with_q(
+            user, f"{action}_tagtable", TagTableUserObjectPermission, TagTableGroupObjectPermission
+        )
+        if action == "change":
+            return self.filter(mine)
+        # Whoever may change a table may also view it.
+        editors = shared_with_q(user, "change_tagtable", TagTableUserObjectPermission, TagTableGroupObjectPermission)
+        return self.filter(mine | editors | Q(visibility=SetVisibility.PUBLIC))
+
+
+class TagTable(models.Model):
+    """A user table keyed by data IDs, with a declared schema (see TagColumn) and a polarity.
+
+    The schema lives in rows, not in the database schema: adding, renaming or retiring a column
+    needs no migration. Row values are stored by the column's stable ``key``, so a rename rewrites nothing.
+    """
+
+    name = models.CharField(max_length=100, validators=[label_validator])
+    repo = models.ForeignKey(ButlerRepo, on_delete=models.PROTECT, related_name="tag_tables")
+    owner = models.ForeignKey("auth.User", on_delete=models.PROTECT, related_name="tag_tables")
+    description = models.TextField(blank=True)
+    purpose = models.TextField(blank=True, help_text="What the rows are for, e.g. 'wonky for PSF work'.")
+    polarity = models.CharField(max_length=10, choices=Polarity.choices, default=Polarity.NEUTRAL)
+    key_dimensions = models.JSONField(
+        help_text="required dimension names of the row keys, e.g. ['instrument', 'exposure'] or "
+        "['instrument', 'visit', 'detector'] or ['skymap', 'tract', 'patch']"
+    )
+    visibility = models.CharField(max_length=10, choices=SetVisibility.choices, default=SetVisibility.PRIVATE)
+    row_count = models.PositiveBigIntegerField(default=0)
+    next_column_key = models.PositiveIntegerField(default=1, help_text="source of stable column keys c1, c2, ...")
+    version = models.PositiveIntegerField(default=1, help_text="optimistic concurrency for schema and metadata edits")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = TagTableQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated", "name"]
+        constraints = [models.UniqueConstraint(fields=["repo", "name"], name="tagtable_unique_name_per_repo")]
+
+    def __str__(self) -> str:
+        return f"{self.repo_id}:{self.name}"
+
+
+class TagTableUserObjectPermission(UserObjectPermissionBase):
+    """Per-user sharing of one tag table (view or change; django-guardian, direct foreign key)."""
+
+    content_object = models.ForeignKey(TagTable, on_delete=models.CASCADE)
+
+    class Meta(UserObjectPermissionBase.Meta):
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.permission.codename} {self.content_object_id}"
+
+
+class TagTableGroupObjectPermission(GroupObjectPermissionBase):
+    """Per-group sharing of one tag table (view or change; django-guardian, direct foreign key)."""
+
+    content_object = models.ForeignKey(TagTable, on_delete=models.CASCADE)
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.group} {self.permission.codename} {self.content_object_id}"
+
+
+class TagColumn(models.Model):
+    """One declared column of a tag table. ``key`` never changes; ``name`` may be renamed; retired columns keep values."""
+
+    table = models.ForeignKey(TagTable, on_delete=models.CASCADE, related_name="columns")
+    key = models.CharField(max_length=16, help_text="stable storage key in TagRow.values, e.g. 'c3'")
+    name = models.CharField(
+        max_length=64,
+        validators=[
+            RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", "Use letters, digits and '_', not starting with a digit.")
+        ],
+    )
+    type = models.CharField(max_length=10, choices=ColumnType.choices)
+    enum_values = models.JSONField(default=list, blank=True, help_text="allowed values of an enum column")
+    unit = models.CharField(max_length=32, blank=True)
+    description = models.TextField(blank=True)
+    required = models.BooleanField(default=False)
+    position = models.PositiveIntegerField(default=0)
+    retired = models.DateTimeField(null=True, blank=True, help_text="when it was retired; its values are kept")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["table", "position", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["table", "key"], name="tagcolumn_unique_key"),
+            models.UniqueConstraint(fields=["table", "name"], name="tagcolumn_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.table_id}.{self.name} ({self.type})"
+
+
+class TagRow(models.Model):
+    """One row of a tag table: a data ID (primary keys in typed, indexed columns) and its values by column key."""
+
+    table = models.ForeignKey(TagTable, on_delete=models.CASCADE, related_name="rows", db_index=False)
+    key = models.CharField(
+        max_length=200, help_text="canonical data ID, e.g. 'instrument=DemoCam,exposure=2025112100156'"
+    )
+    instrument = models.CharField(max_length=64, null=True, blank=True)
+    exposure = models.BigIntegerField(null=True, blank=True)
+    visit = models.BigIntegerField(null=True, blank=True)
+    detector = models.IntegerField(null=True, blank=True)
+    day_obs = models.IntegerField(null=True, blank=True)
+    band = models.CharField(max_length=16, null=True, blank=True)
+    physical_filter = models.CharField(max_length=64, null=True, blank=True)
+    skymap = models.CharField(max_length=64, null=True, blank=True)
+    tract = models.IntegerField(null=True, blank=True)
+    patch = models.IntegerField(null=True, blank=True)
+    values = models.JSONField(default=dict, help_text="values by TagColumn.key")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey("auth.User", on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["table", "key"]
+        constraints = [models.UniqueConstraint(fields=["table", "key"], name="tagrow_unique_key")]
+        indexes = [
+            models.Index(fields=["table", "exposure", "detector"], name="tagrow_exp_det"),
+            models.Index(fields=["table", "visit", "detector"], name="tagrow_visit_det"),
+            models.Index(fields=["table", "tract", "patch"], name="tagrow_tract_patch"),
+            models.Index(fields=["exposure"], name="tagrow_exposure"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.table_id}:{self.key}"
+
+
+class RowAction(models.TextChoices):
+    CREATE = "create", "Created"
+    UPDATE = "update", "Updated"
+    DELETE = "delete", "Deleted"
+
+
+class TagRowChange(models.Model):
+    """Every change of a tag row: who, when, old and new values (by column key), and why. Survives the row."""
+
+    table = models.ForeignKey(TagTable, on_delete=models.CASCADE, related_name="row_changes")
+    row_key = models.CharField(max_length=200)
+    action = models.CharField(max_length=10, choices=RowAction.choices)
+    old = models.JSONField(null=True, blank=True)
+    new = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    user = models.ForeignKey("auth.User", on_delete=models.PROTECT, related_name="+")
+    timestamp = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-timestamp", "-pk"]
+        indexes = [models.Index(fields=["table", "row_key", "-timestamp"], name="tagrowchange_row")]
+
+    def __str__(self) -> str:
+        return f"{self.table_id}:{self.row_key} {self.action} by {self.user_id}"
+
+
+class TagTableEvent(models.Model):
+    """A change of a tag table itself: schema (add, rename, retire a column, unit, description), metadata, sharing."""
+
+    table = models.ForeignKey(TagTable, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=32, help_text="e.g. created, column_added, column_renamed, column_retired")
+    column = models.ForeignKey(TagColumn, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    detail = models.JSONField(default=dict, blank=True, help_text="old and new values")
+    reason = models.TextField(blank=True)
+    user = models.ForeignKey("auth.User", on_delete=models.PROTECT, related_name="+")
+    timestamp = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-timestamp", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.table_id} {self.action} by {self.user_id}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Exposure flags: append-only human notes on one exposure, in the shape of Rubin's exposure log.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class ExposureFlagValue(models.TextChoices):
+    NONE = "none", "None"
+    JUNK = "junk", "Junk"
+    QUESTIONABLE = "questionable", "Questionable"
+
+
+class ExposureFlag(models.Model):
+    """One exposure-log message. Editing makes a new message whose parent is the old one (which is invalidated);
+    deleting only sets ``is_valid`` false. Field names follow Rubin's exposure log."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    repo = models.ForeignKey(
+        ButlerRepo,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="flags",
+        help_text="repo it was made in",
+    )
+    instrument = models.CharField(max_length=64)
+    obs_id = models.CharField(max_length=64)
+    day_obs = models.IntegerField()
+    seq_num = models.IntegerField()
+    exposure = models.BigIntegerField(null=True, blank=True, help_text="exposure id (day_obs * 100000 + seq_num)")
+    message_text = models.TextField()
+    level = models.IntegerField(default=20, help_text="Python logging level: 10 debug ... 40 error")
+    tags = models.JSONField(default=list, blank=True)
+    urls = models.JSONField(default=list, blank=True)
+    user_id = models.CharField(max_length=150, help_text="who wrote it (user name, as in the exposure log)")
+    user_agent = models.CharField(max_length=150, blank=True)
+    author = models.ForeignKey(
+        "auth.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+", help_text="local user, if any"
+    )
+    is_human = models.BooleanField(default=True)
+    is_valid = models.BooleanField(default=True)
+    exposure_flag = models.CharField(max_length=16, choices=ExposureFlagValue.choices, default=ExposureFlagValue.NONE)
+    date_added = models.DateTimeField()
+    date_invalidated = models.DateTimeField(null=True, blank=True)
+    parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="children")
+
+    class Meta:
+        ordering = ["-date_added", "id"]
+        indexes = [
+            models.Index(fields=["instrument", "obs_id"], name="flag_obs_id"),
+            models.Index(fields=["instrument", "day_obs", "seq_num"], name="flag_day_seq"),
+            models.Index(fields=["exposure", "is_valid"], name="flag_exposure_valid"),
+            models.Index(fields=["exposure_flag", "is_valid"], name="flag_value_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.obs_id} {self.exposure_flag}: {self.message_text[:40]}"

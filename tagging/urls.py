@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_tagtables
 
 app_name = "tagging"
 
@@ -16,4 +16,13 @@ urlpatterns = [
     path("sets/<int:pk>/tag/", views.dataidset_tag, name="set-tag"),
     path("sets/<int:pk>/share/", views.dataidset_share, name="set-share"),
     path("sets/<int:pk>/combine/", views.dataidset_combine, name="set-combine"),
+    # Tag tables
+    path("tag-tables/", views_tagtables.tagtable_list, name="tagtables"),
+    path("tag-tables/new/", views_tagtables.tagtable_create, name="tagtable-create"),
+    path("tag-tables/<int:pk>/", views_tagtables.tagtable_detail, name="tagtable"),
+    path("tag-tables/<int:pk>/schema/", views_tagtables.tagtable_schema, name="tagtable-schema"),
+    path("tag-tables/<int:pk>/history/", views_tagtables.tagtable_history, name="tagtable-history"),
+    path("tag-tables/<int:pk>/share/", views_tagtables.tagtable_share, name="tagtable-share"),
+    path("tag-tables/<int:pk>/upload/", views_tagtables.tagtable_upload, name="tagtable-upload"),
+    path("tag-tables/<int:pk>/download/", views_tagtables.tagtable_download, name="tagtable-download"),
 ]

@@ -585,7 +585,7 @@ class _RowChecker:
         self.checker._set_dimensions(list(table.key_dimensions), "dimensions", self.result)
         self.dimensions = list(self.checker.required or table.key_dimensions)
         self.good: dict[str, tuple[str, dict[str, Any]]] = {}  # canonical key -> (where, values by column key)
-        self.first_where: dict[str, str] = {}
+        self.ordinals: dict[str, int] = {}  # where -> position in the input, to sort problems
 
     def _values(self, where: str, raw: dict[str, Any], ordinal: int) -> dict[str, Any] | None:
         values: dict[str, Any] = {}
@@ -636,6 +636,7 @@ class _RowChecker:
         for where, raw in rows:
             result.rows_read += 1
             ordinal = result.rows_read
+            self.ordinals[where] = ordinal
             if "__error__" in raw:
                 result.rows_invalid += 1
                 result.add_error(Problem(where, "", raw["__error__"], ordinal))
@@ -678,14 +679,31 @@ class _RowChecker:
         result.errors.sort(key=lambda p: p.ordinal)
 
 
+def _missing_required(table: TagTable, checked: dict[str, tuple[str, dict[str, Any]]]) -> list[Problem]:
+    """Rows that would lack a value in a required column once merged with what is stored."""
+    required = [c for c in table.columns.all() if c.required and c.retired is None]
+    if not required:
+        return []
+    keys = list(checked)
+    stored: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(keys), 5000):
+        stored.update(
+            TagRow.objects.filter(table=table, key__in=keys[start : start + 5000]).values_list("key", "values")
+        )
+    problems = []
+    for key, (where, values) in checked.items():
+        merged = {**stored.get(key, {}), **values}
+        missing = [c.name for c in required if merged.get(c.key) is None]
+        if missing:
+            problems.append(Problem(where, missing[0], f"required column {missing[0]!r} has no value"))
+    return problems
+
+
 def _apply(
     *, table: TagTable, user, checked: dict[str, tuple[str, dict[str, Any]]], dimensions: list[str], reason: str
-) -> tuple[UpsertResult, list[Problem]]:
-    """Store checked rows: create new ones, merge values into existing ones, record every change.
-    Returns the counts and the problems found against stored rows (required values still missing)."""
+) -> UpsertResult:
+    """Store checked rows: create new ones, merge values into existing ones, record every change."""
     result = UpsertResult()
-    problems: list[Problem] = []
-    required = [c for c in table.columns.all() if c.required and c.retired is None]
     keys = list(checked)
     existing: dict[str, TagRow] = {}
     for start in range(0, len(keys), 5000):
@@ -695,15 +713,10 @@ def _apply(
     creates: list[TagRow] = []
     updates: list[TagRow] = []
     changes: list[TagRowChange] = []
-    for key, (where, values) in checked.items():
+    for key, (_where, values) in checked.items():
         row: TagRow | None = existing.get(key)
         old = dict(row.values) if row is not None else None
-        merged = {**(old or {}), **values}
-        merged = {k: v for k, v in merged.items() if v is not None}
-        missing = [c.name for c in required if merged.get(c.key) is None]
-        if missing:
-            problems.append(Problem(where, missing[0], f"required column {missing[0]!r} has no value"))
-            continue
+        merged = {k: v for k, v in {**(old or {}), **values}.items() if v is not None}
         result.keys.append(key)
         if row is None:
             parts = dict(zip(dimensions, _split_key(key), strict=True))
@@ -719,14 +732,15 @@ def _apply(
             row.updated = now
             row.updated_by = user
             updates.append(row)
-            changed_keys = sorted(set(merged) | set(old or {}))
+            before = old or {}
+            changed = sorted(k for k in set(merged) | set(before) if before.get(k) != merged.get(k))
             changes.append(
                 TagRowChange(
                     table=table,
                     row_key=key,
                     action=RowAction.UPDATE,
-                    old={k: (old or {}).get(k) for k in changed_keys if (old or {}).get(k) != merged.get(k)},
-                    new={k: merged.get(k) for k in changed_keys if (old or {}).get(k) != merged.get(k)},
+                    old={k: before.get(k) for k in changed},
+                    new={k: merged.get(k) for k in changed},
                     reason=reason,
                     user=user,
                 )
@@ -734,12 +748,10 @@ def _apply(
             result.updated += 1
         else:
             result.unchanged += 1
-    if problems:
-        return result, problems
     TagRow.objects.bulk_create(creates, batch_size=2000)
     TagRow.objects.bulk_update(updates, ["values", "updated", "updated_by"], batch_size=2000)
     TagRowChange.objects.bulk_create(changes, batch_size=2000)
-    return result, problems
+    return result
 
 
 def _split_key(key: str) -> list[str]:
@@ -759,6 +771,10 @@ def _refresh_count(table: TagTable) -> None:
 
 def _finish(*, table: TagTable, user, checker: _RowChecker, reason: str, drop_invalid: bool, what: str) -> UpsertResult:
     result = checker.result
+    for problem in _missing_required(table, checker.good):
+        problem.ordinal = checker.ordinals.get(problem.where, 0)
+        result.add_error(problem)
+    result.errors.sort(key=lambda p: p.ordinal)
     if result.error_total and not drop_invalid:
         total = result.error_total
         raise InputError(
@@ -766,24 +782,12 @@ def _finish(*, table: TagTable, user, checker: _RowChecker, reason: str, drop_in
             [p.as_dict() for p in result.errors],
             total,
         )
-    good = checker.good
-    applied, problems = _apply(table=table, user=user, checked=good, dimensions=checker.dimensions, reason=reason)
-    if problems:
-        if not drop_invalid:
-            raise InputError(
-                f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {what}; nothing was stored.",
-                [p.as_dict() for p in problems[:ERROR_SAMPLE]],
-                len(problems),
-            )
-        bad = {p.where for p in problems}
-        for p in problems:
-            result.add_error(p)
-        result.errors.sort(key=lambda p: p.ordinal)
-        good = {k: v for k, v in good.items() if v[0] not in bad}
-        applied, _ = _apply(table=table, user=user, checked=good, dimensions=checker.dimensions, reason=reason)
+    bad = {p.where for p in result.errors}
+    good = {k: v for k, v in checker.good.items() if v[0] not in bad}
+    applied = _apply(table=table, user=user, checked=good, dimensions=checker.dimensions, reason=reason)
     applied.rows_read = result.rows_read
-    applied.dropped = result.rows_read - len(good) if drop_invalid else 0
-    applied.dropped_report = [p.as_dict() for p in result.errors] if drop_invalid else []
+    applied.dropped = result.rows_read - len(good)
+    applied.dropped_report = [p.as_dict() for p in result.errors]
     _refresh_count(table)
     return applied
 

@@ -178,7 +178,7 @@
       send("POST", { rows: [item], reason: reason() }).then(function (answer) {
         if (!answer.ok) {
           var errors = (answer.data && answer.data.errors) || [];
-          box.hidden = false;
+          document.getElementById("new-row-error-line").hidden = false;
           box.textContent = errors.length
             ? errors.map(function (e) { return (e.key ? e.key + ": " : "") + e.message; }).join("; ")
             : (answer.data.detail || "The row was refused.");

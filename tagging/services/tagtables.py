@@ -615,7 +615,7 @@ class _RowChecker:
             return
         id_names = set(DATA_ID_COLUMNS) | set(ALIASES) | {"group", "visit_system"}
         chunk: list[_Pending] = []
-        pending_values: dict[str, dict[str, Any]] = {}
+        pending_values: dict[str, dict[str, Any] | None] = {}
 
         def flush() -> None:
             for where, key in self.checker._resolve_chunk(chunk, result):
@@ -653,9 +653,13 @@ class _RowChecker:
                 result.add_error(Problem(where, "", f"no data ID ({', '.join(self.dimensions)})", ordinal))
                 continue
             pending = self.checker._parse(where, id_part, result)
-            if pending is None or values is None or unknown:
+            if pending is None:
                 result.rows_invalid += 1
                 continue
+            if values is None or unknown:
+                # Still check the data ID, so every problem of the row is reported at once.
+                result.rows_invalid += 1
+                values = None
             names = self.checker._names_of(pending) - {"group", "visit_system"}
             extra = names - set(self.dimensions)
             for name in extra & self.checker.implied:
@@ -669,7 +673,7 @@ class _RowChecker:
                 )
                 continue
             chunk.append(pending)
-            pending_values[where] = values
+            pending_values[where] = values  # None: a bad row whose data ID is checked but never stored
             if len(chunk) >= self.CHUNK:
                 flush()
         if chunk:

@@ -98,7 +98,8 @@ class TagTableSerializer(serializers.ModelSerializer):
         ]
 
     def get_columns(self, obj: TagTable) -> list[dict]:
-        return TagColumnSerializer(obj.columns.order_by("position", "pk"), many=True).data
+        columns = sorted(obj.columns.all(), key=lambda c: (c.position, c.pk))  # uses the list's prefetch
+        return TagColumnSerializer(columns, many=True).data
 
     def get_url(self, obj: TagTable) -> str:
         return reverse("api:tagtable-detail", args=[obj.pk])

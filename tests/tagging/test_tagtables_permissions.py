@@ -199,3 +199,17 @@ def test_list_filters_by_repo_polarity_owner_and_text(people, private_table, pub
         page_client(people["owner"]).get(PAGE, {"q": "public", "polarity": "reject", "repo": "demo"}).content.decode()
     )
     assert "public-table" in html and "private-table" not in html
+
+
+def test_list_query_counts_do_not_grow_with_the_number_of_tables(
+    people, butler_repo, api, django_assert_max_num_queries
+):
+    owner = people["owner"]
+    for i in range(6):
+        make_table(owner, name=f"t{i}", visibility="public" if i % 2 else "private")
+    client = api(owner)
+    with django_assert_max_num_queries(8):
+        assert client.get(API).json()["count"] == 6
+    pages = page_client(owner)
+    with django_assert_max_num_queries(12):
+        assert pages.get(PAGE).status_code == 200

@@ -258,3 +258,14 @@ def test_stale_version_is_a_conflict_naming_who_changed_what(table, owner, other
         svc.tagtable_update(user=owner, table_id=table.pk, version=loaded, changes={"description": "mine"})
     assert "bob" in str(err.value) and "updated" in str(err.value)
     assert err.value.extra["changed_by"] == "bob"
+
+
+def test_visit_name_is_an_alternate_key(butler_repo, owner):
+    from tagging.models import Exposure
+
+    visit = Exposure.objects.filter(repo=butler_repo, visit_id__isnull=False).order_by("exposure_id").first()
+    assert visit is not None
+    table = make_table(owner, name="per-visit", key_dimensions=["visit"], columns=[{"name": "note", "type": "string"}])
+    upsert(table, owner, [{"visit": visit.obs_id, "note": "named by its visit name"}])
+    row = table.rows.get()
+    assert row.visit == visit.visit_id and row.key == f"instrument=DemoCam,visit={visit.visit_id}"

@@ -34,6 +34,13 @@ class TagColumnForm(forms.Form):
     description = forms.CharField(required=False)
     required = forms.BooleanField(required=False)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        number = int(self.prefix.rsplit("-", 1)[-1]) + 1 if self.prefix and self.prefix[-1].isdigit() else 0
+        for name, field in self.fields.items():
+            # The grid's column headers label these visually; screen readers get their own label.
+            field.widget.attrs["aria-label"] = f"Column {number}: {field.label or name}"
+
 
 TagColumnFormSet = forms.formset_factory(TagColumnForm, extra=4, max_num=100)
 

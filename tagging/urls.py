@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_selection
 
 app_name = "tagging"
 
@@ -16,4 +16,7 @@ urlpatterns = [
     path("sets/<int:pk>/tag/", views.dataidset_tag, name="set-tag"),
     path("sets/<int:pk>/share/", views.dataidset_share, name="set-share"),
     path("sets/<int:pk>/combine/", views.dataidset_combine, name="set-combine"),
+    # The selection builder.
+    path("selections/", views_selection.selection_builder, name="selection-builder"),
+    path("sets/<int:pk>/rerun/", views_selection.selection_rerun, name="selection-rerun"),
 ]

@@ -8,3 +8,14 @@ router.register("exposures", ExposureViewSet, basename="exposure")
 router.register("dataid-sets", DataIdSetViewSet, basename="dataidset")
 
 urlpatterns = router.urls
+
+# The selection builder.
+from django.urls import re_path  # noqa: E402
+
+from .selections import SelectionCountView, SelectionFreezeView, SelectionRerunView  # noqa: E402
+
+urlpatterns += [
+    re_path(r"^selections/count/?$", SelectionCountView.as_view(), name="selection-count"),
+    re_path(r"^selections/freeze/?$", SelectionFreezeView.as_view(), name="selection-freeze"),
+    re_path(r"^selections/rerun/?$", SelectionRerunView.as_view(), name="selection-rerun"),
+]

@@ -109,7 +109,9 @@ def _term(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
         )
         return None
     kind = kinds[0]
-    allowed = {"mode", "label", kind}
+    allowed = {"mode", "label", "kind", kind}  # "kind" as written by normalize_recipe (frozen recipes)
+    if raw.get("kind", kind) != kind:
+        problems.add(f"{path}.kind", f"says {raw['kind']!r} but the term has {kind}.")
     if kind == "dataid_set":
         allowed.add("version")
     if kind == "tag_table":

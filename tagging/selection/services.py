@@ -21,7 +21,12 @@ DIFF_EXAMPLES = 10
 
 
 def _fetch(sql: str, params: list[Any]) -> list[tuple]:
-    with connection.cursor() as cursor:
+    # Selections are many small index probes whose row counts PostgreSQL cannot estimate (conditions on
+    # JSON values): it then over-costs them and spends ~80 ms compiling them with JIT, more than the
+    # query itself takes (see benchmarks/NOTES.md). So no JIT for these queries.
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL jit = off")
         cursor.execute(sql, params)
         return cursor.fetchall()
 
@@ -166,7 +171,7 @@ def selection_rerun(*, user, version_id: int) -> dict[str, Any]:
     version = frozen_selection(user=user, version_id=version_id)
     compiled = selection_compile(user=user, recipe=version.source["recipe"])
     keys = compiled.keys
-    if list(version.dimensions) != keys:
+    if sorted(version.dimensions) != sorted(keys):
         raise InputError(
             f"The frozen set has dimensions {version.dimensions}, the recipe now gives {keys}.", field="recipe"
         )

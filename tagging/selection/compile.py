@@ -91,6 +91,7 @@ class Predicate:
     label: str
     engine: str = "mirror"  # or "butler" for a where expression the Butler answered
     resolved: dict[str, Any] = field(default_factory=dict)
+    exclude: bool = False
 
 
 @dataclass
@@ -104,25 +105,43 @@ class CompiledSelection:
     terms: list[Predicate]
     sample_sql: tuple[str, list[Any]] | None = None  # (stratum expression, params) when sampling
 
-    def _where(self, upto: int | None) -> tuple[str, list[Any]]:
-        parts = list(self.base_where)
-        params = list(self.base_params)
-        for term in self.terms[:upto]:
-            parts.append(term.sql)
-            params.extend(term.params)
-        return " AND ".join(parts), params
+    def _body(self, upto: int | None) -> tuple[str, list[Any]]:
+        """``FROM ... WHERE ...`` of the data IDs left after the first ``upto`` terms.
+
+        Every term is a conjunct, so their order does not change the result, only the plan: PostgreSQL
+        cannot estimate conditions on JSON values and may probe an exclude term (often the largest,
+        per-detector table) for every exposure first. Include terms usually narrow the most, so they run
+        first, behind an ``OFFSET 0`` fence, and the exclude terms probe only what is left."""
+        terms = self.terms[:upto]
+        includes = [t for t in terms if not t.exclude]
+        excludes = [t for t in terms if t.exclude]
+        inner = " AND ".join([*self.base_where, *(t.sql for t in includes)])
+        inner_params = [*self.base_params, *(p for t in includes for p in t.params)]
+        if not includes or not excludes:
+            where = " AND ".join([inner, *(t.sql for t in excludes)])
+            return f"FROM {self.from_sql} WHERE {where}", [*inner_params, *(p for t in excludes for p in t.params)]
+        detector = "detector" in self.keys
+        ids = "e.id AS eid" + (", d.id AS did" if detector else "")
+        rejoin = f"{Exposure._meta.db_table} e ON e.id = inc.eid" + (
+            f" JOIN {Detector._meta.db_table} d ON d.id = inc.did" if detector else ""
+        )
+        return (
+            f"FROM (SELECT {ids} FROM {self.from_sql} WHERE {inner} OFFSET 0) AS inc JOIN {rejoin} "
+            f"WHERE {' AND '.join(t.sql for t in excludes)}",
+            [*inner_params, *(p for t in excludes for p in t.params)],
+        )
 
     def key_select(self) -> str:
         return ", ".join(f"{_KEY_SQL[k]} AS {k}" for k in self.keys)
 
     def filtered_sql(self, upto: int | None = None, *, extra: str = "") -> tuple[str, list[Any]]:
         """The data IDs left after the first ``upto`` terms (all by default), before sampling."""
-        where, params = self._where(upto)
-        return f"SELECT {self.key_select()}{extra} FROM {self.from_sql} WHERE {where}", params
+        body, params = self._body(upto)
+        return f"SELECT {self.key_select()}{extra} {body}", params
 
     def count_sql(self, upto: int | None = None) -> tuple[str, list[Any]]:
-        where, params = self._where(upto)
-        return f"SELECT COUNT(*) FROM {self.from_sql} WHERE {where}", params
+        body, params = self._body(upto)
+        return f"SELECT COUNT(*) {body}", params
 
     def result_sql(self) -> tuple[str, list[Any]]:
         """The selection's data IDs (the key columns), sampled if the recipe says so."""
@@ -470,6 +489,7 @@ def compile_recipe(recipe: dict[str, Any], *, user) -> CompiledSelection:
         else:
             predicate = bad_data_predicate(term, keys, path)
         if term["mode"] == "exclude":
+            predicate.exclude = True
             # An unknown value (SQL NULL) does not match, so it is not excluded either.
             predicate.sql = (
                 f"NOT {predicate.sql}"

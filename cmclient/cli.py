@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from . import __version__
+from . import __version__, commands_selection
 from .client import ApiError, Client, save_config, upload_problems
 
 MAX_PROBLEM_LINES = 20
@@ -58,6 +58,7 @@ cm group show CAMPAIGN STEP GROUP
 cm group retry|rescue|cancel CAMPAIGN STEP GROUP [--comment TEXT]
 cm group accept CAMPAIGN STEP GROUP --comment TEXT
 cm rules list
+cm select count|freeze RECIPE.json [--name N --reason R]   cm select rerun SET [--version N]
 cm rules add --regex REGEX --action auto-retry|review|fail [--task LABEL] [--max-retries N] [--comment TEXT]
 cm rules delete ID
 cm dataids list [--repo LABEL] [--search TEXT]
@@ -1346,6 +1347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", metavar="TEXT", help="text in the target name")
     p.add_argument("--search", metavar="TEXT", help="obs_id or exposure id")
     p.add_argument("--limit", type=int, default=200, metavar="N", help="show at most N exposures (default 200)")
+    commands_selection.register(commands, common)
     return parser
 
 

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from .. import selectors
 from ..models import SetVisibility
 from ..selection import services
 
@@ -33,7 +34,16 @@ class FreezeSerializer(serializers.Serializer):
 
 
 class RerunSerializer(serializers.Serializer):
-    version_id = serializers.IntegerField(help_text="id of a DataID set version made by freezing a selection")
+    version_id = serializers.IntegerField(
+        required=False, help_text="id of a DataID set version made by freezing a selection"
+    )
+    dataid_set = serializers.IntegerField(required=False, help_text="or: the id of the set ...")
+    version = serializers.IntegerField(required=False, help_text="... and its version number (default: latest)")
+
+    def validate(self, attrs):
+        if "version_id" not in attrs and "dataid_set" not in attrs:
+            raise serializers.ValidationError({"version_id": ["Give version_id, or dataid_set (and version)."]})
+        return attrs
 
 
 def _recipe(request: Request) -> dict:
@@ -83,4 +93,9 @@ class SelectionRerunView(APIView):
     def post(self, request: Request) -> Response:
         serializer = RerunSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return Response(services.selection_rerun(user=request.user, version_id=serializer.validated_data["version_id"]))
+        data = serializer.validated_data
+        version_id = data.get("version_id")
+        if version_id is None:
+            dataid_set = selectors.access_dataidset(request.user, data["dataid_set"])
+            version_id = selectors.dataidset_version(dataid_set=dataid_set, number=data.get("version")).pk
+        return Response(services.selection_rerun(user=request.user, version_id=version_id))

@@ -56,3 +56,31 @@ def selection_explained(version: DataIdSetVersion) -> dict[str, Any] | None:
         "engines": version.source.get("engines", {}),
         "recipe": recipe,
     }
+
+
+def campaign_input_selection(*, user, campaign) -> dict[str, Any] | None:
+    """What a campaign's input selection selected and why, for its page; the set is linked only for
+    those who may see it."""
+    ref = campaign.input_selection or {}
+    if not ref:
+        return None
+    version = (
+        DataIdSetVersion.objects.filter(
+            dataid_set__repo__label=campaign.butler_repo_id,
+            dataid_set__name=ref.get("dataid_set"),
+            number=ref.get("version") or 0,
+        )
+        .select_related("dataid_set")
+        .first()
+    )
+    if version is None:
+        return {"name": ref.get("dataid_set"), "version": ref.get("version"), "missing": True}
+    visible = DataIdSet.objects.restrict(user, "view").filter(pk=version.dataid_set_id).exists()
+    return {
+        "name": version.dataid_set.name,
+        "version": version.number,
+        "count": version.count,
+        "set_id": version.dataid_set_id if visible else None,
+        "selection": selection_explained(version) if visible else None,
+        "reason": version.dataid_set.reason if visible else "",
+    }

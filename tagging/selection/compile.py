@@ -131,6 +131,33 @@ class CompiledSelection:
             [*inner_params, *(p for t in excludes for p in t.params)],
         )
 
+    def funnel_sql(self) -> tuple[str, list[Any]]:
+        """One pass for the count left after each term: each data ID gets the number of the first term
+        that drops it (or the number of terms if it stays); ``CASE`` stops at the first, so a term is
+        only evaluated for what the earlier ones kept. The first term, if it includes, narrows the scan.
+        Rows: (stage, count)."""
+        terms = self.terms
+        first = 1 if terms and not terms[0].exclude else 0
+        if first:
+            detector = "detector" in self.keys
+            ids = "e.id AS eid" + (", d.id AS did" if detector else "")
+            rejoin = f"{Exposure._meta.db_table} e ON e.id = inc.eid" + (
+                f" JOIN {Detector._meta.db_table} d ON d.id = inc.did" if detector else ""
+            )
+            where = " AND ".join([*self.base_where, terms[0].sql])
+            source = f"(SELECT {ids} FROM {self.from_sql} WHERE {where} OFFSET 0) AS inc JOIN {rejoin}"
+            params = [*self.base_params, *terms[0].params]
+        else:
+            source = f"{self.from_sql} WHERE {' AND '.join(self.base_where)}"
+            params = list(self.base_params)
+        whens = []
+        case_params: list[Any] = []
+        for i, term in enumerate(terms[first:], start=first):
+            whens.append(f"WHEN NOT COALESCE({term.sql}, FALSE) THEN {i}")
+            case_params.extend(term.params)
+        stage = f"CASE {' '.join(whens)} ELSE {len(terms)} END" if whens else str(len(terms))
+        return f"SELECT {stage} AS stage, COUNT(*) FROM {source} GROUP BY 1", [*case_params, *params]
+
     def key_select(self) -> str:
         return ", ".join(f"{_KEY_SQL[k]} AS {k}" for k in self.keys)
 

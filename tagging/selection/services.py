@@ -66,8 +66,11 @@ def selection_count(*, user, recipe: dict[str, Any], per_term: bool = True, prev
     started = time.perf_counter()
     compiled = selection_compile(user=user, recipe=recipe)
     terms = []
+    count = None
     if per_term:
         start = _fetch(*compiled.count_sql(0))[0][0]
+        stages = dict(_fetch(*compiled.funnel_sql()))
+        n_terms = len(compiled.terms)
         for i, (term, predicate) in enumerate(zip(compiled.recipe["terms"], compiled.terms, strict=True)):
             terms.append(
                 {
@@ -76,14 +79,17 @@ def selection_count(*, user, recipe: dict[str, Any], per_term: bool = True, prev
                     "mode": term["mode"],
                     "kind": term["kind"],
                     "engine": predicate.engine,
-                    "after": _fetch(*compiled.count_sql(i + 1))[0][0],
+                    # dropped by a later term (stage > i) or kept by all (stage = n_terms)
+                    "after": sum(n for stage, n in stages.items() if stage > i),
                     **({"note": predicate.resolved["butler_reason"]} if predicate.engine == "butler" else {}),
                 }
             )
+        if not compiled.recipe.get("sample"):
+            count = stages.get(n_terms, 0) if n_terms else start
     result: dict[str, Any] = {
         "recipe": compiled.recipe,
         "dimensions": compiled.keys,
-        "count": _count(compiled),
+        "count": _count(compiled) if count is None else count,
         "terms": terms,
         "sample": describe_sample(compiled.recipe.get("sample")),
     }

@@ -826,7 +826,7 @@ def _selection_results(result: dict[str, Any]) -> None:
             "## Selection builder (three tag tables, a flag filter and a where expression)",
             "",
             f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on a machine shared with other helpers' "
-            f"test runs (2 cores). Data: {result['exposures']:,} mirrored exposures, {result['tag_rows']:,} tag rows "
+            f"test runs (2 cores, load average {os.getloadavg()[0]:.1f} when the run ended). Data: {result['exposures']:,} mirrored exposures, {result['tag_rows']:,} tag rows "
             f"in three tables, {result['flags']:,} flags. Each count repeated {result['repeat']} times, interleaved "
             "with the hand-written query; method in `benchmarks/NOTES.md` (Selection).",
             "",

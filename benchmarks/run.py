@@ -508,8 +508,17 @@ def orchestration(profile: str | None = None) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb(), **out}
 
 
+def selection(repeat: int = 30) -> dict[str, Any]:
+    """The selection builder's count against hand-written SQL (``benchmarks/selection.py``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import selection as bench
+
+    return {**bench.run(repeat), "peak_mb": _peak_mb()}
+
+
 WORKERS = {
     "setup": setup,
+    "selection": selection,
     "orchestration": orchestration,
     "cleanup": cleanup,
     "copy_plain": copy_plain,
@@ -800,10 +809,49 @@ def _update_orchestration_results(runs: list[dict[str, Any]]) -> None:
     RESULTS.write_text(text)
 
 
+SEL_START, SEL_END = "<!-- selection:start -->", "<!-- selection:end -->"
+
+
+def _selection_results(result: dict[str, Any]) -> None:
+    """``--only selection``: write its section of RESULTS.md, leaving the rest as it is."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import selection as bench
+
+    verdicts = "\n".join(
+        f"- {goal}: {value}. Goal {'met' if ok else '**not met**'}." for goal, ok, value in bench.verdicts(result)
+    )
+    block = "\n".join(
+        [
+            SEL_START,
+            "## Selection builder (three tag tables, a flag filter and a where expression)",
+            "",
+            f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on a machine shared with other helpers' "
+            f"test runs (2 cores, load average {os.getloadavg()[0]:.1f} when the run ended). Data: {result['exposures']:,} mirrored exposures, {result['tag_rows']:,} tag rows "
+            f"in three tables, {result['flags']:,} flags. Each count repeated {result['repeat']} times, interleaved "
+            "with the hand-written query; method in `benchmarks/NOTES.md` (Selection).",
+            "",
+            verdicts,
+            "",
+            bench.table(result),
+            "",
+            "Recipe of the first scenario:",
+            "",
+            "```json",
+            json.dumps(result["recipe"], indent=1),
+            "```",
+            SEL_END,
+        ]
+    )
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    RESULTS.write_text(_replace_block(text, SEL_START, SEL_END, block, before=NOTES_START))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measured operation (default 3)")
-    parser.add_argument("--only", choices=["upload", "tag", "orchestration"], help="run one of the benchmarks")
+    parser.add_argument(
+        "--only", choices=["upload", "tag", "orchestration", "selection"], help="run one of the benchmarks"
+    )
     parser.add_argument(
         "--orchestration-runs", type=int, default=1, help="runs of the orchestration benchmark (default 1, ~3 min each)"
     )
@@ -823,6 +871,23 @@ def main() -> None:
     env = _environment()
     print(f"Benchmarks on {env['DATABASE_URL']}")
     _ensure_database(env["DATABASE_URL"])
+    if options.only == "selection":
+        # Its own data (no Butler repo needed): migrate, build once, measure.
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], env=env, cwd=ROOT, check=True)
+        print("Selection benchmark (builds 1M exposures and 10M tag rows on the first run, then reuses them)...")
+        result = _spawn("selection", repeat=options.repeat if options.repeat >= 10 else 30)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import selection as bench
+
+        print(bench.table(result))
+        for goal, ok, value in bench.verdicts(result):
+            print(f"{'MET    ' if ok else 'NOT MET'}  {goal}: {value}")
+        if not options.no_results:
+            _selection_results(result)
+            print(
+                f"\nSelection section written to {RESULTS.relative_to(ROOT)} ({(time.perf_counter() - started) / 60:.1f} min)"
+            )
+        return
     print("Setting up (migrate, Butler repo, mirror, CSV files)...")
     info = _spawn("setup")
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in LABELS}

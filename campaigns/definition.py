@@ -36,6 +36,7 @@ DEFINITION_FIELDS = (
     "pipeline",
     "input_collections",
     "data_query",
+    "input_selection",
     "output_collection",
     "bps",
     "scope",
@@ -55,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "visibility": Visibility.PUBLIC.value,
     "input_collections": [],
     "data_query": "",
+    "input_selection": {},
     "output_collection": "",
     "bps": {},
     "scope": "",
@@ -305,6 +307,37 @@ def _steps(value: Any, errors: _Errors) -> list[dict[str, Any]]:
     return out
 
 
+def _input_selection(value: Any, repo_label: str, errors: _Errors) -> dict[str, Any]:
+    """A frozen selection (any DataID set version of exposures or visits) the inputs are limited to,
+    with its version pinned: ``{"dataid_set": name, "version": n}``; ``{}`` for none."""
+    from tagging.selection.services import campaign_selection_version
+
+    if value in (None, "", {}):
+        return {}
+    if isinstance(value, str):
+        name, _, number = value.partition("@v")
+        value = {"dataid_set": name, "version": int(number) if number.isdigit() else None}
+    if not isinstance(value, Mapping) or not isinstance(value.get("dataid_set"), str):
+        errors.add("input_selection", 'Must be {"dataid_set": NAME, "version": N} or "NAME@vN".')
+        return {}
+    unknown = [k for k in value if k not in ("dataid_set", "version")]
+    if unknown:
+        errors.add(f"input_selection.{unknown[0]}", "Unknown key; use dataid_set and version.")
+        return {}
+    version = value.get("version")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+        errors.add("input_selection.version", f"Must be a version number, got {version!r}.")
+        return {}
+    if not repo_label:
+        return {}
+    try:
+        found = campaign_selection_version(repo_label=repo_label, name=value["dataid_set"], number=version)
+    except ValidationError as exc:
+        errors.add("input_selection", exc.messages[0])
+        return {}
+    return {"dataid_set": value["dataid_set"], "version": found.number}
+
+
 def clean_definition(
     data: Mapping[str, Any], *, instance: Campaign | None = None, allow_unknown: bool = False
 ) -> dict[str, Any]:
@@ -355,6 +388,7 @@ def clean_definition(
         problem = check_where_syntax(out["data_query"])
         if problem is not None:
             errors.add("data_query", f"Not a valid Butler 'where' expression: {problem.message}")
+    out["input_selection"] = _input_selection(merged.get("input_selection"), repo_label, errors)
     out["output_collection"] = _text(merged.get("output_collection"), "output_collection", errors, max_length=512)
     if any(ch.isspace() for ch in out["output_collection"]):
         errors.add("output_collection", "A collection name cannot contain spaces.")
@@ -396,6 +430,7 @@ def snapshot(campaign: Campaign) -> dict[str, Any]:
         "pipeline": campaign.pipeline,
         "input_collections": list(campaign.input_collections),
         "data_query": campaign.data_query,
+        "input_selection": dict(campaign.input_selection or {}),
         "output_collection": campaign.output_collection,
         "bps": dict(campaign.bps),
         "scope": campaign.scope,

@@ -91,6 +91,11 @@ class Campaign(models.Model):
     pipeline = models.CharField(max_length=1024, help_text="URI of a pipeline YAML, optionally '#subset'.")
     input_collections = models.JSONField(default=list, blank=True)
     data_query = models.TextField(blank=True, help_text="A Butler 'where' expression.")
+    input_selection = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="a frozen selection (DataID set) the inputs are limited to: {'dataid_set': name, 'version': n}",
+    )
     output_collection = models.CharField(max_length=512, blank=True)
     bps = models.JSONField(default=dict, blank=True)
     scope = models.TextField(blank=True, help_text="Tracts, nights, exposure ranges, in words.")

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from core.errors import ConflictError
 from core.roles import is_staff_member
+from tagging.selection.selectors import campaign_input_selection
 
 from . import selectors, services
 from .api.views import attachment_response
@@ -123,6 +124,7 @@ def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "attachment_form": AttachmentForm() if can_edit else None,
         "share_form": ShareForm() if can_edit else None,
         "notifications": selectors.campaign_notifications(campaign=campaign) if can_edit else [],
+        "input_selection": campaign_input_selection(user=request.user, campaign=campaign),
         "active": "campaigns",
     }
     return render(request, "campaigns/detail.html", context)

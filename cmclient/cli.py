@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from . import __version__
+from . import __version__, commands_selection
 from .client import ApiError, Client, save_config, upload_problems
 
 MAX_PROBLEM_LINES = 20
@@ -58,6 +58,7 @@ cm group show CAMPAIGN STEP GROUP
 cm group retry|rescue|cancel CAMPAIGN STEP GROUP [--comment TEXT]
 cm group accept CAMPAIGN STEP GROUP --comment TEXT
 cm rules list
+cm select count|freeze RECIPE.json [--name N --reason R]   cm select rerun SET [--version N]
 cm rules add --regex REGEX --action auto-retry|review|fail [--task LABEL] [--max-retries N] [--comment TEXT]
 cm rules delete ID
 cm dataids list [--repo LABEL] [--search TEXT]
@@ -1350,6 +1351,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .commands_tags import register as register_tags  # here: it imports helpers of this module
 
     register_tags(commands)
+    commands_selection.register(commands, common)
     return parser
 
 

@@ -41,6 +41,7 @@ from typing import Any
 
 import requests
 
+from .selections import SelectionsMixin
 from .tags import TagTablesMixin
 
 __all__ = ["ApiError", "Client", "config_path", "load_config", "problem_text", "save_config", "upload_problems"]
@@ -182,7 +183,7 @@ def _connection_reason(exc: Exception) -> str:
 # --- the client ----------------------------------------------------------------------------------
 
 
-class Client(TagTablesMixin):
+class Client(TagTablesMixin, SelectionsMixin):
     """The campaign manager API at ``url``, authenticated with an API ``token``.
 
     ``url`` and ``token`` default to ``$CM_URL`` and ``$CM_TOKEN``, else to the

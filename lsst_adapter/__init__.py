@@ -15,6 +15,6 @@ Modules:
 - ``bps_noop``: a WMS service that does nothing, to measure our own orchestration cost.
 """
 
-from .where import WhereError, check_where_syntax
+from .where import WhereError, check_where_syntax, where_tree
 
-__all__ = ["WhereError", "check_where_syntax"]
+__all__ = ["WhereError", "check_where_syntax", "where_tree"]

@@ -182,6 +182,7 @@ class SourceKind(models.TextChoices):
     RECORDS = "records", "Records sent by a client"
     QUERY = "query", "Butler query"
     ALGEBRA = "algebra", "Set algebra"
+    SELECTION = "selection", "Frozen selection"
 
 
 class TagStatus(models.TextChoices):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_tagtables
+from . import views, views_selection, views_tagtables
 
 app_name = "tagging"
 
@@ -25,4 +25,7 @@ urlpatterns = [
     path("tag-tables/<int:pk>/share/", views_tagtables.tagtable_share, name="tagtable-share"),
     path("tag-tables/<int:pk>/upload/", views_tagtables.tagtable_upload, name="tagtable-upload"),
     path("tag-tables/<int:pk>/download/", views_tagtables.tagtable_download, name="tagtable-download"),
+    # The selection builder.
+    path("selections/", views_selection.selection_builder, name="selection-builder"),
+    path("sets/<int:pk>/rerun/", views_selection.selection_rerun, name="selection-rerun"),
 ]

@@ -19,6 +19,7 @@ from . import selectors, services
 from .dataids.uploads import upload_source
 from .forms import DataIdSetUploadForm
 from .models import DataIdSet
+from .selection.selectors import selection_explained
 
 PAGE_SIZE = 50
 
@@ -154,6 +155,7 @@ def dataidset_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "sharing": selectors.dataidset_sharing(dataid_set=dataid_set) if can_change else None,
             "others": others,
             "refresh": busy,
+            "selection": selection_explained(shown) if shown else None,
             "active": "sets",
         },
     )

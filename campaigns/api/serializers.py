@@ -72,6 +72,9 @@ class CampaignWriteSerializer(serializers.Serializer):
     pipeline = serializers.CharField(required=False)
     input_collections = serializers.ListField(child=serializers.CharField(), required=False)
     data_query = serializers.CharField(required=False, allow_blank=True)
+    input_selection = serializers.JSONField(
+        required=False, help_text='a frozen selection the inputs are limited to: {"dataid_set": NAME, "version": N}'
+    )
     output_collection = serializers.CharField(required=False, allow_blank=True)
     bps = BpsSerializer(required=False)
     scope = serializers.CharField(required=False, allow_blank=True)
@@ -167,6 +170,7 @@ class CampaignDetailSerializer(serializers.ModelSerializer):
             "pipeline",
             "input_collections",
             "data_query",
+            "input_selection",
             "output_collection",
             "bps",
             "scope",

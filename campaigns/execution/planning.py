@@ -80,8 +80,13 @@ def and_where(*parts: str) -> str:
 
 
 def base_where(campaign: Campaign) -> str:
-    """The campaign's data query, with the repo's default instrument when it names none."""
+    """The campaign's data query, with the repo's default instrument when it names none, limited to its
+    input selection (a frozen DataID set) if it has one."""
     query = (campaign.data_query or "").strip()
+    if campaign.input_selection:
+        from tagging.selection.services import campaign_selection_where
+
+        query = and_where(query, campaign_selection_where(repo=campaign.butler_repo, **campaign.input_selection))
     instrument = campaign.butler_repo.default_instrument
     if instrument and not re.search(r"\binstrument\b", query):
         return and_where(f"instrument = '{instrument}'", query)

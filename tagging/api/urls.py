@@ -10,3 +10,14 @@ router.register("dataid-sets", DataIdSetViewSet, basename="dataidset")
 router.register("tag-tables", TagTableViewSet, basename="tagtable")
 
 urlpatterns = router.urls
+
+# The selection builder.
+from django.urls import re_path  # noqa: E402
+
+from .selections import SelectionCountView, SelectionFreezeView, SelectionRerunView  # noqa: E402
+
+urlpatterns += [
+    re_path(r"^selections/count/?$", SelectionCountView.as_view(), name="selection-count"),
+    re_path(r"^selections/freeze/?$", SelectionFreezeView.as_view(), name="selection-freeze"),
+    re_path(r"^selections/rerun/?$", SelectionRerunView.as_view(), name="selection-rerun"),
+]

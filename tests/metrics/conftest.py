@@ -30,6 +30,16 @@ def psf_values(mirror, *, offset: float = 0.0, nan_at=None) -> dict:
 
 @pytest.fixture
 def campaign_a(make_campaign, mirror):
+    return build_campaign_a(make_campaign, mirror)
+
+
+@pytest.fixture
+def campaign_b(make_campaign, mirror):
+    return build_campaign_b(make_campaign, mirror)
+
+
+def build_campaign_a(make_campaign, mirror):
+    """psf-a: demo.psf_fwhm for every (exposure, detector), NaN for seq 1 of the first night, detector 0."""
     campaign = make_campaign(name="psf-a")
     step = campaign.steps.get(name="step1")
     factories.metric_values(
@@ -39,8 +49,8 @@ def campaign_a(make_campaign, mirror):
     return campaign
 
 
-@pytest.fixture
-def campaign_b(make_campaign, mirror):
+def build_campaign_b(make_campaign, mirror):
+    """psf-b: psf-a + 0.05, one data ID 1.0 larger still, and one data ID not measured."""
     campaign = make_campaign(name="psf-b")
     values = psf_values(mirror, offset=0.05)
     # One data ID changes a lot; one is measured only by B's neighbour A (removed here).

@@ -7,6 +7,8 @@ So a campaign of a million metric values answers with a few thousand numbers.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -143,6 +145,36 @@ def _fetch(sql: str, params: list[Any]) -> list[tuple]:
         return cursor.fetchall()
 
 
+CACHE_SECONDS = 600
+
+
+def data_stamp(campaign_ids: list[int]) -> list[int | None]:
+    """The newest metric value id of each campaign (one probe of the (campaign, id) index each): new
+    values change it, so cached aggregates are never older than the last ingest."""
+    if not campaign_ids:
+        return []
+    rows = _fetch(
+        f"SELECT c.id, (SELECT max(id) FROM {MV} WHERE campaign_id = c.id) FROM unnest(%s::bigint[]) AS c(id)",  # noqa: S608
+        [list(campaign_ids)],
+    )
+    return [newest for _, newest in rows]
+
+
+def cached(name: str, query: MetricQuery, compute, **extra: Any):
+    """``compute()`` cached by the query, ``extra`` and the campaigns' data stamp (Django's cache, 10 min).
+
+    The stamp catches new values; a value rewritten in place (same row) shows after at most 10 minutes."""
+    from django.core.cache import cache
+
+    key_data = [name, query.campaign_ids, query.metric, query.filters(), extra, data_stamp(query.campaign_ids)]
+    key = "metrics:" + hashlib.sha1(json.dumps(key_data, sort_keys=True, default=str).encode()).hexdigest()  # noqa: S324
+    found = cache.get(key)
+    if found is None:
+        found = compute()
+        cache.set(key, found, CACHE_SECONDS)
+    return found
+
+
 def _bins(lo: float, hi: float, bins: int) -> tuple[float, float]:
     """A non-empty range for ``width_bucket`` (which refuses lo == hi)."""
     if hi > lo:
@@ -155,49 +187,37 @@ def _edges(lo: float, hi: float, bins: int) -> list[float]:
     return [lo + (hi - lo) * i / bins for i in range(bins + 1)]
 
 
-def metric_histogram(*, query: MetricQuery, bins: int = HISTOGRAM_BINS) -> list[HistogramSeries]:
-    """Counts per campaign in ``bins`` equal bins over the common range of the values (two scans in SQL)."""
-    where, params = query.where()
-    ranges = _fetch(
-        f"SELECT mv.campaign_id, min(mv.value), max(mv.value), count(*) - count(mv.value) "  # noqa: S608
-        f"FROM {MV} mv WHERE {where} GROUP BY mv.campaign_id",
-        params,
-    )
-    by_campaign = {cid: (lo, hi, nulls) for cid, lo, hi, nulls in ranges}
-    finite = [(lo, hi) for lo, hi, _ in by_campaign.values() if lo is not None]
-    labels = {c.pk: c.name for c in query.campaigns}
-    if not finite:
-        return [
-            HistogramSeries(labels[cid], [0.0, 1.0], [0], by_campaign.get(cid, (None, None, 0))[2])
-            for cid in query.campaign_ids
-        ]
-    lo, hi = _bins(min(r[0] for r in finite), max(r[1] for r in finite), bins)
-    rows = _fetch(
-        f"SELECT mv.campaign_id, LEAST(width_bucket(mv.value, %s, %s, %s), %s) AS b, count(*) "  # noqa: S608
-        f"FROM {MV} mv WHERE {where} AND mv.value IS NOT NULL GROUP BY 1, 2",
-        [lo, hi, bins, bins, *params],
-    )
-    counts: dict[int, list[int]] = defaultdict(lambda: [0] * bins)
-    for cid, bucket, n in rows:
-        counts[cid][min(max(int(bucket), 1), bins) - 1] += n
-    edges = _edges(lo, hi, bins)
-    return [
-        HistogramSeries(labels[cid], edges, counts[cid], by_campaign.get(cid, (None, None, 0))[2])
-        for cid in query.campaign_ids
-    ]
+@dataclass
+class ExplorerData:
+    histogram: list[HistogramSeries]
+    points: list[ExposurePoint]
+    exposure_total: int
+    detectors: dict[int, list[DetectorCell]]
 
 
-def metric_per_exposure(*, query: MetricQuery, cap: int = POINT_CAP) -> tuple[list[ExposurePoint], int]:
-    """The mean of the metric per exposure (or visit) and campaign, with the exposure's time, night, band and
-    pointing from the mirror; thinned evenly (in time order) to at most ``cap`` points. Returns (points, total)."""
+def metric_explorer_data(
+    *, query: MetricQuery, bins: int = HISTOGRAM_BINS, cap: int = POINT_CAP, use_cache: bool = True
+) -> ExplorerData:
+    """Everything the explorer draws, in two scans of the campaigns' values (cached, see ``cached``)."""
+    if not use_cache:
+        return _explorer_data(query, bins, cap)
+    return cached("explorer", query, lambda: _explorer_data(query, bins, cap), bins=bins, cap=cap)
+
+
+def _explorer_data(query: MetricQuery, bins: int, cap: int) -> ExplorerData:
     where, params = query.where()
+    # Scan 1: per exposure, per detector and per campaign at once (GROUPING SETS), then the exposures
+    # placed (time, pointing) and thinned to the cap, and the detectors named, from the mirror.
     sql = f"""
-        WITH agg AS (
-            SELECT mv.campaign_id, mv.instrument, COALESCE(mv.exposure, mv.visit) AS exposure,
-                   avg(mv.value) AS value, count(mv.value) AS n, min(mv.day_obs) AS day_obs, min(mv.band) AS band
+        WITH agg AS MATERIALIZED (
+            SELECT mv.campaign_id, mv.instrument, COALESCE(mv.exposure, mv.visit) AS exposure, mv.detector,
+                   GROUPING(mv.instrument, COALESCE(mv.exposure, mv.visit), mv.detector) AS g,
+                   avg(mv.value) AS value, count(mv.value) AS n, count(*) AS rows,
+                   min(mv.value) AS low, max(mv.value) AS high, min(mv.day_obs) AS day_obs, min(mv.band) AS band
               FROM {MV} mv
-             WHERE {where} AND COALESCE(mv.exposure, mv.visit) IS NOT NULL
-             GROUP BY 1, 2, 3
+             WHERE {where}
+             GROUP BY GROUPING SETS ((mv.campaign_id, mv.instrument, COALESCE(mv.exposure, mv.visit)),
+                                     (mv.campaign_id, mv.instrument, mv.detector), (mv.campaign_id))
         ), placed AS (
             SELECT agg.campaign_id, r.label, agg.exposure, agg.value, agg.n,
                    COALESCE(agg.day_obs, e.day_obs) AS day_obs, COALESCE(agg.band, NULLIF(e.band, '')) AS band,
@@ -209,52 +229,90 @@ def metric_per_exposure(*, query: MetricQuery, cap: int = POINT_CAP) -> tuple[li
               JOIN tagging_butlerrepo r ON r.label = c.butler_repo_id
               LEFT JOIN tagging_exposure e
                 ON e.repo_id = r.id AND e.instrument = agg.instrument AND e.exposure_id = agg.exposure
+             WHERE agg.g = 1 AND agg.exposure IS NOT NULL
         )
-        SELECT campaign_id, label, exposure, value, n, day_obs, band, begin, ra, dec, total
-          FROM placed
-         WHERE total <= %s OR (rn * %s) / total <> ((rn - 1) * %s) / total
-         ORDER BY rn
-    """  # noqa: S608 - table name only
-    rows = _fetch(sql, [*params, cap, cap, cap])
-    labels = {c.pk: c.name for c in query.campaigns}
-    points = [
-        ExposurePoint(
-            label=labels[cid],
-            repo=repo,
-            exposure=exposure,
-            value=value,
-            count=n,
-            day_obs=day_obs,
-            band=band,
-            begin=begin,
-            ra=ra,
-            dec=dec,
-        )
-        for cid, repo, exposure, value, n, day_obs, band, begin, ra, dec, _ in rows
-    ]
-    return points, (rows[0][-1] if rows else 0)
-
-
-def metric_per_detector(*, query: MetricQuery) -> dict[int, list[DetectorCell]]:
-    """The mean of the metric per detector, for each campaign, with the detector's full name from the mirror."""
-    where, params = query.where()
-    sql = f"""
-        WITH agg AS (
-            SELECT mv.campaign_id, mv.instrument, mv.detector, avg(mv.value) AS value, count(mv.value) AS n
-              FROM {MV} mv WHERE {where} AND mv.detector IS NOT NULL GROUP BY 1, 2, 3
-        )
-        SELECT agg.campaign_id, agg.detector, agg.value, agg.n, COALESCE(d.full_name, '')
+        SELECT 'e', campaign_id, label, exposure, value, n, day_obs, band, begin, ra, dec, total,
+               NULL::double precision, NULL::double precision
+          FROM placed WHERE total <= %s OR (rn * %s) / total <> ((rn - 1) * %s) / total
+        UNION ALL
+        SELECT 'd', agg.campaign_id, COALESCE(d.full_name, ''), agg.detector, agg.value, agg.n,
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
           FROM agg
           JOIN campaigns_campaign c ON c.id = agg.campaign_id
           JOIN tagging_butlerrepo r ON r.label = c.butler_repo_id
           LEFT JOIN tagging_detector d
             ON d.repo_id = r.id AND d.instrument = agg.instrument AND d.detector_id = agg.detector
-         ORDER BY 1, 2
+         WHERE agg.g = 2 AND agg.detector IS NOT NULL
+        UNION ALL
+        SELECT 'c', campaign_id, NULL, NULL, NULL, n, NULL, NULL, NULL, NULL, NULL, rows, low, high
+          FROM agg WHERE agg.g = 7
     """  # noqa: S608 - table name only
-    cells: dict[int, list[DetectorCell]] = {c.pk: [] for c in query.campaigns}
-    for cid, detector, value, n, name in _fetch(sql, params):
-        cells[cid].append(DetectorCell(detector=detector, value=value, count=n, full_name=name))
-    return cells
+    labels = {c.pk: c.name for c in query.campaigns}
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Enough memory to hash the three groupings at once (instead of sorting on disk); no JIT, whose
+        # compile time costs more than it saves on these short aggregates.
+        cursor.execute("SET LOCAL work_mem = '64MB'")
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(sql, [*params, cap, cap, cap])
+        rows = cursor.fetchall()
+        histogram_rows = _histogram_rows(query, where, params, rows, bins)
+    points: list[ExposurePoint] = []
+    detectors: dict[int, list[DetectorCell]] = {c.pk: [] for c in query.campaigns}
+    ranges: dict[int, tuple[float | None, float | None, int]] = {}
+    total = 0
+    for kind, cid, label, key, value, n, day_obs, band, begin, ra, dec, count, low, high in rows:
+        if kind == "e":
+            total = count
+            points.append(ExposurePoint(labels[cid], label, key, value, n, day_obs, begin, ra, dec, band))
+        elif kind == "d":
+            detectors[cid].append(DetectorCell(detector=key, value=value, count=n, full_name=label))
+        else:
+            ranges[cid] = (low, high, count - n)
+    points.sort(key=lambda p: (p.begin is None, p.begin or 0, p.exposure, p.label))
+    for cells in detectors.values():
+        cells.sort(key=lambda c: c.detector)
+    return ExplorerData(_histogram(histogram_rows, ranges, labels, bins), points, total, detectors)
+
+
+def _histogram_rows(query, where, params, rows, bins) -> tuple[float, float, list[tuple]] | None:
+    """Scan 2: counts per campaign in ``bins`` equal bins over the common range (``width_bucket``)."""
+    finite = [(low, high) for kind, *_, low, high in rows if kind == "c" and low is not None]
+    if not finite:
+        return None
+    lo, hi = _bins(min(r[0] for r in finite), max(r[1] for r in finite), bins)
+    counted = _fetch(
+        f"SELECT mv.campaign_id, LEAST(width_bucket(mv.value, %s, %s, %s), %s) AS b, count(*) "  # noqa: S608
+        f"FROM {MV} mv WHERE {where} AND mv.value IS NOT NULL GROUP BY 1, 2",
+        [lo, hi, bins, bins, *params],
+    )
+    return lo, hi, counted
+
+
+def _histogram(found, ranges, labels, bins) -> list[HistogramSeries]:
+    if found is None:
+        return [HistogramSeries(labels[cid], [0.0, 1.0], [0], ranges.get(cid, (None, None, 0))[2]) for cid in labels]
+    lo, hi, rows = found
+    counts: dict[int, list[int]] = defaultdict(lambda: [0] * bins)
+    for cid, bucket, n in rows:
+        counts[cid][min(max(int(bucket), 1), bins) - 1] += n
+    edges = _edges(lo, hi, bins)
+    return [HistogramSeries(labels[cid], edges, counts[cid], ranges.get(cid, (None, None, 0))[2]) for cid in labels]
+
+
+def metric_histogram(*, query: MetricQuery, bins: int = HISTOGRAM_BINS) -> list[HistogramSeries]:
+    return metric_explorer_data(query=query, bins=bins, use_cache=False).histogram
+
+
+def metric_per_exposure(*, query: MetricQuery, cap: int = POINT_CAP) -> tuple[list[ExposurePoint], int]:
+    """The mean of the metric per exposure (or visit) and campaign, with the exposure's time, night, band and
+    pointing from the mirror; thinned evenly (in time order) to at most ``cap`` points. Returns (points, total)."""
+    data = metric_explorer_data(query=query, cap=cap, use_cache=False)
+    return data.points, data.exposure_total
+
+
+def metric_per_detector(*, query: MetricQuery) -> dict[int, list[DetectorCell]]:
+    """The mean of the metric per detector, for each campaign, with the detector's full name from the mirror."""
+    return metric_explorer_data(query=query, use_cache=False).detectors
 
 
 def metric_threshold_data_ids(
@@ -306,59 +364,71 @@ def metric_comparison(
     cap: int = PAIR_CAP,
     top: int = TOP_CHANGES,
     bins: int = HISTOGRAM_BINS,
+    use_cache: bool = True,
 ) -> Comparison:
-    """The metric of campaign A (``query.campaigns[0]``) against B (``[1]``) on the data IDs both measured,
-    joined once into a temporary table on (metric, data ID): a sample of at most ``cap`` pairs for the
-    scatter, the histogram of B - A, and the ``top`` largest changes."""
+    """The metric of campaign A (``query.campaigns[0]``) against B (``[1]``) on the data IDs both measured:
+    a sample of at most ``cap`` pairs for the scatter, the histogram of B - A and the ``top`` largest changes
+    (cached, see ``cached``)."""
+    if not use_cache:
+        return _comparison(query, cap, top, bins)
+    return cached("compare", query, lambda: _comparison(query, cap, top, bins), cap=cap, top=top, bins=bins)
+
+
+def _comparison(query: MetricQuery, cap: int, top: int, bins: int) -> Comparison:
     a, b = query.campaigns[0], query.campaigns[1]
-    where, params = query.where("x", campaign_ids=[a.pk])
+    where_a, params_a = query.where("x", campaign_ids=[a.pk])
+    where_b, params_b = query.where("y", campaign_ids=[b.pk])
+    # One statement: the two campaigns joined once on the data ID (FULL JOIN, so the values of only one side
+    # are counted in the same pass), kept in memory (MATERIALIZED) and read four times.
+    sql = f"""
+        WITH j AS MATERIALIZED (
+            SELECT COALESCE(x.data_id_key, y.data_id_key) AS data_id_key, x.value AS a, y.value AS b,
+                   y.value - x.value AS d, x.data_id_key IS NOT NULL AS in_a, y.data_id_key IS NOT NULL AS in_b,
+                   row_number() OVER () AS rn
+              FROM (SELECT x.data_id_key, x.value FROM {MV} x WHERE {where_a}) x
+              FULL JOIN (SELECT y.data_id_key, y.value FROM {MV} y WHERE {where_b}) y
+                ON y.data_id_key = x.data_id_key
+        ), r AS (
+            SELECT min(d) AS lo, max(d) AS hi, count(*) FILTER (WHERE in_a AND in_b) AS n,
+                   count(*) FILTER (WHERE in_a AND in_b AND d IS NULL) AS nulls,
+                   count(*) FILTER (WHERE in_a) AS na, count(*) FILTER (WHERE in_b) AS nb, count(*) AS total FROM j
+        ), rr AS (
+            SELECT r.*, CASE WHEN hi > lo THEN lo ELSE lo - GREATEST(abs(lo) * 0.05, 0.5) END AS blo,
+                   CASE WHEN hi > lo THEN hi ELSE hi + GREATEST(abs(hi) * 0.05, 0.5) END AS bhi FROM r
+        )
+        SELECT 'r', NULL, blo, bhi, n, nulls, na, nb FROM rr
+        UNION ALL
+        SELECT 'h', NULL, NULL, NULL, LEAST(width_bucket(j.d, rr.blo, rr.bhi, %s), %s), count(*), NULL, NULL
+          FROM j, rr WHERE j.d IS NOT NULL GROUP BY 5
+        UNION ALL
+        (SELECT 't', data_id_key, a, b, NULL, NULL, NULL, NULL FROM j WHERE d IS NOT NULL
+          ORDER BY abs(d) DESC, data_id_key LIMIT %s)
+        UNION ALL
+        SELECT 's', data_id_key, a, b, NULL, NULL, NULL, NULL FROM j, rr
+         WHERE j.in_a AND j.in_b AND j.rn %% GREATEST(1, (rr.total + %s - 1) / %s) = 0
+    """  # noqa: S608 - table name only
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL work_mem = '64MB'")
-        # Inside an outer transaction ON COMMIT has not fired yet for an earlier comparison.
-        cursor.execute("DROP TABLE IF EXISTS cm_pairs")
-        cursor.execute(
-            f"""CREATE TEMP TABLE cm_pairs ON COMMIT DROP AS
-                SELECT row_number() OVER () AS rn, x.data_id_key, COALESCE(x.exposure, x.visit) AS exposure,
-                       x.detector, x.value AS a, y.value AS b, y.value - x.value AS diff
-                  FROM {MV} x JOIN {MV} y
-                    ON y.campaign_id = %s AND y.metric = x.metric AND y.data_id_key = x.data_id_key
-                 WHERE {where}""",  # noqa: S608 - table name only
-            [b.pk, *params],
-        )
-        paired = cursor.rowcount
-        where_b, params_b = query.where("x", campaign_ids=[b.pk])
-        cursor.execute(
-            f"SELECT (SELECT count(*) FROM {MV} x WHERE {where}), (SELECT count(*) FROM {MV} x WHERE {where_b})",  # noqa: S608
-            [*params, *params_b],
-        )
-        count_a, count_b = cursor.fetchone()
-        step = max(1, -(-paired // cap))
-        cursor.execute(
-            "SELECT data_id_key, exposure, detector, a, b FROM cm_pairs WHERE rn %% %s = 0 ORDER BY rn", [step]
-        )
-        pairs = [PairPoint(a.butler_repo_id, e, d, k, va, vb) for k, e, d, va, vb in cursor.fetchall()]
-        cursor.execute("SELECT min(diff), max(diff), count(*) - count(diff) FROM cm_pairs")
-        lo, hi, nulls = cursor.fetchone()
-        counts = [0] * bins
-        if lo is None:
-            edges = [0.0, 1.0]
-            counts = [0]
+        cursor.execute("SET LOCAL work_mem = '256MB'")  # the joined pairs stay in memory
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(sql, [*params_a, *params_b, bins, bins, top, cap, cap])
+        rows = cursor.fetchall()
+    lo = hi = None
+    paired = nulls = count_a = count_b = 0
+    counts = [0] * bins
+    largest: list[PairPoint] = []
+    pairs: list[PairPoint] = []
+    for kind, key, va, vb, n, m, na, nb in rows:
+        if kind == "r":
+            lo, hi, paired, nulls, count_a, count_b = va, vb, n, m, na, nb
+        elif kind == "h":
+            counts[min(max(int(n), 1), bins) - 1] += m
         else:
-            lo, hi = _bins(lo, hi, bins)
-            cursor.execute(
-                "SELECT LEAST(width_bucket(diff, %s, %s, %s), %s), count(*) FROM cm_pairs "
-                "WHERE diff IS NOT NULL GROUP BY 1",
-                [lo, hi, bins, bins],
-            )
-            for bucket, n in cursor.fetchall():
-                counts[min(max(int(bucket), 1), bins) - 1] += n
-            edges = _edges(lo, hi, bins)
-        cursor.execute(
-            "SELECT data_id_key, exposure, detector, a, b FROM cm_pairs WHERE diff IS NOT NULL "
-            "ORDER BY abs(diff) DESC, data_id_key LIMIT %s",
-            [top],
-        )
-        largest = [PairPoint(a.butler_repo_id, e, d, k, va, vb) for k, e, d, va, vb in cursor.fetchall()]
+            (largest if kind == "t" else pairs).append(_pair(a.butler_repo_id, key, va, vb))
+    largest.sort(key=lambda p: (-abs(p.diff or 0), p.data_id_key))
+    if lo is None or hi is None:
+        edges, counts = [0.0, 1.0], [0]
+    else:
+        edges = _edges(lo, hi, bins)
     return Comparison(
         pairs=pairs,
         paired=paired,
@@ -366,6 +436,21 @@ def metric_comparison(
         only_b=count_b - paired,
         differences=HistogramSeries(f"{b.name} − {a.name}", edges, counts, nulls or 0),
         largest=largest,
+    )
+
+
+def _pair(repo: str, key: str, a: float | None, b: float | None) -> PairPoint:
+    """A pair with its exposure and detector read back from the canonical data ID key."""
+    parts = dict(item.split("=", 1) for item in key.split(",") if "=" in item)
+    exposure = parts.get("exposure") or parts.get("visit")
+    detector = parts.get("detector")
+    return PairPoint(
+        repo,
+        int(exposure) if exposure and exposure.lstrip("-").isdigit() else None,
+        int(detector) if detector and detector.lstrip("-").isdigit() else None,
+        key,
+        a,
+        b,
     )
 
 

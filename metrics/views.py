@@ -125,28 +125,37 @@ def explorer(request: HttpRequest) -> HttpResponse:
     query = _query(campaigns, metric, data)
     unit = units.get(metric, "")
     url = exposure_url_template()
-    histogram = selectors.metric_histogram(query=query)
-    points, total_exposures = selectors.metric_per_exposure(query=query)
-    detectors = selectors.metric_per_detector(query=query)
-    figures = {
-        "histogram": charts.histogram_figure(histogram, metric=metric, unit=unit),
-        "time": charts.time_figure(points, metric=metric, unit=unit, url_template=url, x=data.get("x") or "time"),
-        "sky": charts.sky_figure(points, metric=metric, unit=unit, url_template=url),
-    }
-    for campaign in campaigns[:4]:
-        figures[f"focal-{campaign.pk}"] = charts.focal_plane_figure(
-            detectors.get(campaign.pk, []), metric=metric, unit=unit, title=f"{campaign.name}: mean per detector"
-        )
+    x_axis = data.get("x") or "time"
+
+    def build() -> dict[str, Any]:
+        # Aggregates, figures and their JSON, cached together: a repeated view only checks permissions.
+        found = selectors.metric_explorer_data(query=query, use_cache=False)
+        figures = {
+            "histogram": charts.histogram_figure(found.histogram, metric=metric, unit=unit),
+            "time": charts.time_figure(found.points, metric=metric, unit=unit, url_template=url, x=x_axis),
+            "sky": charts.sky_figure(found.points, metric=metric, unit=unit, url_template=url),
+        }
+        for campaign in campaigns[:4]:
+            figures[f"focal-{campaign.pk}"] = charts.focal_plane_figure(
+                found.detectors.get(campaign.pk, []),
+                metric=metric,
+                unit=unit,
+                title=f"{campaign.name}: mean per detector",
+            )
+        return {
+            "figures": figures_json(figures),
+            "value_count": sum(sum(s.counts) for s in found.histogram),
+            "null_count": sum(s.nulls for s in found.histogram),
+            "exposure_total": found.exposure_total,
+            "points_shown": len(found.points),
+        }
+
+    context.update(selectors.cached("explorer-page", query, build, x=x_axis, url=url))
     context.update(
         {
             "query": query,
             "unit": unit,
-            "figures": figures_json(figures),
             "focal_ids": [f"focal-{c.pk}" for c in campaigns[:4]],
-            "value_count": sum(sum(s.counts) for s in histogram),
-            "null_count": sum(s.nulls for s in histogram),
-            "exposure_total": total_exposures,
-            "points_shown": len(points),
             "selection_form": ThresholdSelectionForm(initial={"campaign": campaigns[0].pk, "operator": "gt"})
             if is_staff_member(request.user)
             else None,
@@ -183,24 +192,26 @@ def compare(request: HttpRequest) -> HttpResponse:
         return render(request, "metrics/compare.html", context)
     query = _query(campaigns, metric, data)
     unit = units.get(metric, "")
-    comparison = selectors.metric_comparison(query=query)
-    url = exposure_url_template()
-    figures = {
-        "scatter": charts.comparison_scatter_figure(
-            comparison.pairs, metric=metric, unit=unit, label_a=a.name, label_b=b.name, url_template=url
-        ),
-        "differences": charts.difference_histogram_figure(comparison.differences, metric=metric, unit=unit),
-    }
-    largest = [
-        {
-            "pair": p,
-            "url": charts.exposure_url(url, p.repo, p.exposure) if p.exposure is not None else "",
+
+    def build() -> dict[str, Any]:
+        comparison = selectors.metric_comparison(query=query, use_cache=False)
+        figures = {
+            "scatter": charts.comparison_scatter_figure(
+                comparison.pairs, metric=metric, unit=unit, label_a=a.name, label_b=b.name, url_template=url
+            ),
+            "differences": charts.difference_histogram_figure(comparison.differences, metric=metric, unit=unit),
         }
-        for p in comparison.largest
-    ]
-    context.update(
-        {"comparison": comparison, "unit": unit, "figures": figures_json(figures), "largest": largest, "query": query}
-    )
+        largest = [
+            {"pair": p, "url": charts.exposure_url(url, p.repo, p.exposure) if p.exposure is not None else ""}
+            for p in comparison.largest
+        ]
+        drawn = len(comparison.pairs)
+        comparison.pairs = []  # in the figure already: not kept twice in the cache
+        return {"comparison": comparison, "figures": figures_json(figures), "largest": largest, "drawn": drawn}
+
+    url = exposure_url_template()
+    context.update(selectors.cached("compare-page", query, build, url=url))
+    context.update({"unit": unit, "query": query})
     return render(request, "metrics/compare.html", context)
 
 

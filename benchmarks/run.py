@@ -516,7 +516,29 @@ def selection(repeat: int = 30) -> dict[str, Any]:
     return {**bench.run(repeat), "peak_mb": _peak_mb()}
 
 
+def _dashboards_module():
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import dashboards as bench
+
+    return bench
+
+
+def dashboards_setup() -> dict[str, Any]:
+    return _dashboards_module().setup()
+
+
+def dashboards_server(campaign_ids: list[int], repeat: int) -> dict[str, Any]:
+    return _dashboards_module().measure_server(campaign_ids, repeat)
+
+
+def dashboards_browser(campaign_ids: list[int], repeat: int) -> dict[str, Any]:
+    return _dashboards_module().measure_browser(campaign_ids, repeat)
+
+
 WORKERS = {
+    "dashboards_setup": dashboards_setup,
+    "dashboards_server": dashboards_server,
+    "dashboards_browser": dashboards_browser,
     "setup": setup,
     "selection": selection,
     "orchestration": orchestration,
@@ -747,6 +769,7 @@ def _write_results(
 
 
 ORCH_START, ORCH_END = "<!-- orchestration:start -->", "<!-- orchestration:end -->"
+DASH_START, DASH_END = "<!-- dashboards:start -->", "<!-- dashboards:end -->"
 NOTES_START, NOTES_END = "<!-- notes:start -->", "<!-- notes:end -->"
 
 
@@ -846,11 +869,68 @@ def _selection_results(result: dict[str, Any]) -> None:
     RESULTS.write_text(_replace_block(text, SEL_START, SEL_END, block, before=NOTES_START))
 
 
+def _run_dashboards(options) -> None:
+    """``--only dashboards``: its own data (no Butler repo needed), its own section of RESULTS.md."""
+    started = time.perf_counter()
+    env = _environment()
+    print(f"Dashboard benchmark on {env['DATABASE_URL']}")
+    _ensure_database(env["DATABASE_URL"])
+    info = _spawn("dashboards_setup")
+    bench = _dashboards_module()
+    print("Server: each page through Django's test client")
+    server = _spawn("dashboards_server", campaign_ids=info["campaign_ids"], repeat=max(options.repeat, 5))
+    print("Browser: headless Chromium until every figure is drawn")
+    browser = _spawn("dashboards_browser", campaign_ids=info["campaign_ids"], repeat=options.repeat)
+    print()
+    print(bench.table(server, browser))
+    print()
+    verdicts = bench.verdicts(server, browser)
+    for goal, ok, result in verdicts:
+        print(f"{'MET    ' if ok else 'NOT MET'}  {goal}: {result}")
+    if options.no_results:
+        return
+    machine = _machine()
+    block = "\n".join(
+        [
+            DASH_START,
+            "## Metric dashboards (1,000,000 metric values per campaign)",
+            "",
+            f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, code {_git_revision()}, on "
+            f"{machine['cpu']}, {machine['memory']} RAM, PostgreSQL on the same machine. **The machine was shared "
+            "with other helpers' test suites and benchmarks while this ran**, so times are noisy (medians of "
+            f"{max(options.repeat, 5)} server runs and {options.repeat} warm browser loads). Method in the notes below.",
+            "",
+            "| goal | result | met |",
+            "|---|---|---|",
+            *[f"| {goal} | {result} | {'yes' if ok else '**no**'} |" for goal, ok, result in verdicts],
+            "",
+            bench.table(server, browser),
+            "",
+            "Response size is the whole HTML page with its figures' JSON; plotly.js (4.8 MB, served from the "
+            "plotly package, cached by the browser) comes once, on the first load.",
+            DASH_END,
+        ]
+    )
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    notes = _notes()
+    if notes and NOTES_START in text and NOTES_END in text:
+        text = _replace_block(
+            text, NOTES_START, NOTES_END, f"{NOTES_START}\n{notes}\n{NOTES_END}", before="## Re-running"
+        )
+    text = _replace_block(text, DASH_START, DASH_END, block, before=NOTES_START)
+    RESULTS.write_text(text)
+    print(
+        f"\nDashboards section written to {RESULTS.relative_to(ROOT)} ({(time.perf_counter() - started) / 60:.1f} min)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measured operation (default 3)")
     parser.add_argument(
-        "--only", choices=["upload", "tag", "orchestration", "selection"], help="run one of the benchmarks"
+        "--only",
+        choices=["upload", "tag", "orchestration", "selection", "dashboards"],
+        help="run one of the benchmarks",
     )
     parser.add_argument(
         "--orchestration-runs", type=int, default=1, help="runs of the orchestration benchmark (default 1, ~3 min each)"
@@ -865,6 +945,10 @@ def main() -> None:
         _django()
         result = WORKERS[options.worker](**json.loads(options.args))
         print(json.dumps(result, default=str))
+        return
+
+    if options.only == "dashboards":
+        _run_dashboards(options)
         return
 
     started = time.perf_counter()

@@ -58,6 +58,8 @@ class MetricValue(models.Model):
             models.Index(fields=["exposure", "detector"], name="metricvalue_exposure"),
             models.Index(fields=["visit", "detector"], name="metricvalue_visit"),
             models.Index(fields=["metric", "day_obs"], name="metricvalue_metric_day"),
+            # The newest value of a campaign in one index probe: part of the dashboards' cache key.
+            models.Index(fields=["campaign", "id"], name="metricvalue_campaign_newest"),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,581 @@
+"""Reads of the metrics app: permission-checked campaigns and metric aggregations computed in SQL.
+
+Dashboards never load metric rows into Python: histograms are binned with ``width_bucket``, points are
+aggregated per exposure and per detector, and where points are drawn they are thinned to a cap in SQL.
+So a campaign of a million metric values answers with a few thousand numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Avg, Count, DurationField, Exists, ExpressionWrapper, F, Max, Min, OuterRef, Q
+from django.db.models.functions import Coalesce
+from django.http import Http404
+
+from campaigns.choices import GROUP_DONE_STATES, GroupStatus
+from campaigns.models import Campaign, Group, GroupTransition, QuantumError, Submission
+
+from .charts import DetectorCell, ExposurePoint, HistogramSeries, PairPoint, ProgressSeries
+from .models import MetricValue
+
+MV = MetricValue._meta.db_table
+HISTOGRAM_BINS = 60
+POINT_CAP = 10_000  # points drawn per scatter (per-exposure aggregates, thinned evenly beyond this)
+PAIR_CAP = 10_000  # data IDs drawn in the A-vs-B scatter
+TOP_CHANGES = 50
+OPERATORS = {"lt": "<", "gt": ">"}
+
+
+# --- which campaigns -----------------------------------------------------------------------------------------
+
+
+def dashboard_campaigns(*, user, ids: list[int]) -> list[Campaign]:
+    """The campaigns ``ids`` in the given order, each of which ``user`` may view; 404 if any is not."""
+    if not ids:
+        return []
+    found = {c.pk: c for c in Campaign.objects.restrict(user, "view").filter(pk__in=ids).select_related("butler_repo")}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise Http404("No such campaign.")
+    return [found[i] for i in dict.fromkeys(ids)]
+
+
+def explorer_campaign_choices(*, user) -> list[Campaign]:
+    """Campaigns the user may view that have metric values, newest first."""
+    # EXISTS probes the (campaign, metric) index once per campaign instead of reading every value.
+    return list(
+        Campaign.objects.restrict(user, "view")
+        .filter(Exists(MetricValue.objects.filter(campaign_id=OuterRef("pk"))))
+        .only("pk", "name", "status", "butler_repo_id")
+        .order_by("-updated")[:500]
+    )
+
+
+def campaign_metric_names(*, campaign_ids: list[int]) -> list[tuple[str, str]]:
+    """(metric, unit) measured in the campaigns, by a loose index scan of (campaign, metric): one index
+    probe per distinct metric instead of reading every value."""
+    if not campaign_ids:
+        return []
+    sql = f"""
+        WITH RECURSIVE m(campaign_id, metric) AS (
+            SELECT c.id, (SELECT min(metric) FROM {MV} WHERE campaign_id = c.id)
+              FROM unnest(%s::bigint[]) AS c(id)
+            UNION ALL
+            SELECT m.campaign_id, (SELECT min(metric) FROM {MV} WHERE campaign_id = m.campaign_id AND metric > m.metric)
+              FROM m WHERE m.metric IS NOT NULL
+        )
+        SELECT DISTINCT m.metric,
+               (SELECT unit FROM {MV} u WHERE u.campaign_id = m.campaign_id AND u.metric = m.metric LIMIT 1)
+          FROM m WHERE m.metric IS NOT NULL ORDER BY 1
+    """  # noqa: S608 - table name only
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [list(campaign_ids)])
+        seen: dict[str, str] = {}
+        for metric, unit in cursor.fetchall():
+            seen.setdefault(metric, unit or "")
+    return sorted(seen.items())
+
+
+# --- one query of the explorer -------------------------------------------------------------------------------
+
+
+@dataclass
+class MetricQuery:
+    """What the explorer shows: one metric of some campaigns, with optional filters."""
+
+    campaigns: list[Campaign]
+    metric: str
+    band: str | None = None
+    night_from: int | None = None
+    night_to: int | None = None
+    step: str | None = None
+    detector: int | None = None
+    value_min: float | None = None
+    value_max: float | None = None
+
+    @property
+    def campaign_ids(self) -> list[int]:
+        return [c.pk for c in self.campaigns]
+
+    def filters(self) -> dict[str, Any]:
+        """The filters as plain values (for a recipe, or a link)."""
+        keys = ("band", "night_from", "night_to", "step", "detector", "value_min", "value_max")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) not in (None, "")}
+
+    def where(self, alias: str = "mv", *, campaign_ids: list[int] | None = None) -> tuple[str, list[Any]]:
+        """SQL condition and parameters selecting this query's values (column names are fixed here)."""
+        ids = list(campaign_ids if campaign_ids is not None else self.campaign_ids)
+        parts = [f"{alias}.campaign_id = ANY(%s)", f"{alias}.metric = %s"]
+        params: list[Any] = [ids, self.metric]
+        if self.band:
+            parts.append(f"{alias}.band = %s")
+            params.append(self.band)
+        if self.night_from is not None:
+            parts.append(f"{alias}.day_obs >= %s")
+            params.append(self.night_from)
+        if self.night_to is not None:
+            parts.append(f"{alias}.day_obs <= %s")
+            params.append(self.night_to)
+        if self.step:
+            steps = "SELECT id FROM campaigns_step WHERE campaign_id = ANY(%s) AND name = %s"
+            parts.append(f"{alias}.step_id IN ({steps})")
+            params += [ids, self.step]
+        if self.detector is not None:
+            parts.append(f"{alias}.detector = %s")
+            params.append(self.detector)
+        if self.value_min is not None:
+            parts.append(f"{alias}.value >= %s")
+            params.append(self.value_min)
+        if self.value_max is not None:
+            parts.append(f"{alias}.value <= %s")
+            params.append(self.value_max)
+        return " AND ".join(parts), params
+
+
+def _fetch(sql: str, params: list[Any]) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+CACHE_SECONDS = 600
+
+
+def data_stamp(campaign_ids: list[int]) -> list[int | None]:
+    """The newest metric value id of each campaign (one probe of the (campaign, id) index each): new
+    values change it, so cached aggregates are never older than the last ingest."""
+    if not campaign_ids:
+        return []
+    rows = _fetch(
+        f"SELECT c.id, (SELECT max(id) FROM {MV} WHERE campaign_id = c.id) FROM unnest(%s::bigint[]) AS c(id)",  # noqa: S608
+        [list(campaign_ids)],
+    )
+    return [newest for _, newest in rows]
+
+
+def cached(name: str, query: MetricQuery, compute, **extra: Any):
+    """``compute()`` cached by the query, ``extra`` and the campaigns' data stamp (Django's cache, 10 min).
+
+    The stamp catches new values; a value rewritten in place (same row) shows after at most 10 minutes."""
+    from django.core.cache import cache
+
+    key_data = [name, query.campaign_ids, query.metric, query.filters(), extra, data_stamp(query.campaign_ids)]
+    key = "metrics:" + hashlib.sha1(json.dumps(key_data, sort_keys=True, default=str).encode()).hexdigest()  # noqa: S324
+    found = cache.get(key)
+    if found is None:
+        found = compute()
+        cache.set(key, found, CACHE_SECONDS)
+    return found
+
+
+def _bins(lo: float, hi: float, bins: int) -> tuple[float, float]:
+    """A non-empty range for ``width_bucket`` (which refuses lo == hi)."""
+    if hi > lo:
+        return lo, hi
+    pad = abs(lo) * 0.05 or 0.5
+    return lo - pad, hi + pad
+
+
+def _edges(lo: float, hi: float, bins: int) -> list[float]:
+    return [lo + (hi - lo) * i / bins for i in range(bins + 1)]
+
+
+@dataclass
+class ExplorerData:
+    histogram: list[HistogramSeries]
+    points: list[ExposurePoint]
+    exposure_total: int
+    detectors: dict[int, list[DetectorCell]]
+
+
+def metric_explorer_data(
+    *, query: MetricQuery, bins: int = HISTOGRAM_BINS, cap: int = POINT_CAP, use_cache: bool = True
+) -> ExplorerData:
+    """Everything the explorer draws, in two scans of the campaigns' values (cached, see ``cached``)."""
+    if not use_cache:
+        return _explorer_data(query, bins, cap)
+    return cached("explorer", query, lambda: _explorer_data(query, bins, cap), bins=bins, cap=cap)
+
+
+def _explorer_data(query: MetricQuery, bins: int, cap: int) -> ExplorerData:
+    where, params = query.where()
+    # Scan 1: per exposure, per detector and per campaign at once (GROUPING SETS), then the exposures
+    # placed (time, pointing) and thinned to the cap, and the detectors named, from the mirror.
+    sql = f"""
+        WITH agg AS MATERIALIZED (
+            SELECT mv.campaign_id, mv.instrument, COALESCE(mv.exposure, mv.visit) AS exposure, mv.detector,
+                   GROUPING(mv.instrument, COALESCE(mv.exposure, mv.visit), mv.detector) AS g,
+                   avg(mv.value) AS value, count(mv.value) AS n, count(*) AS rows,
+                   min(mv.value) AS low, max(mv.value) AS high, min(mv.day_obs) AS day_obs, min(mv.band) AS band
+              FROM {MV} mv
+             WHERE {where}
+             GROUP BY GROUPING SETS ((mv.campaign_id, mv.instrument, COALESCE(mv.exposure, mv.visit)),
+                                     (mv.campaign_id, mv.instrument, mv.detector), (mv.campaign_id))
+        ), placed AS (
+            SELECT agg.campaign_id, r.label, agg.exposure, agg.value, agg.n,
+                   COALESCE(agg.day_obs, e.day_obs) AS day_obs, COALESCE(agg.band, NULLIF(e.band, '')) AS band,
+                   e.begin, e.ra, e.dec,
+                   row_number() OVER (ORDER BY e.begin NULLS LAST, agg.exposure, agg.campaign_id) AS rn,
+                   count(*) OVER () AS total
+              FROM agg
+              JOIN campaigns_campaign c ON c.id = agg.campaign_id
+              JOIN tagging_butlerrepo r ON r.label = c.butler_repo_id
+              LEFT JOIN tagging_exposure e
+                ON e.repo_id = r.id AND e.instrument = agg.instrument AND e.exposure_id = agg.exposure
+             WHERE agg.g = 1 AND agg.exposure IS NOT NULL
+        )
+        SELECT 'e', campaign_id, label, exposure, value, n, day_obs, band, begin, ra, dec, total,
+               NULL::double precision, NULL::double precision
+          FROM placed WHERE total <= %s OR (rn * %s) / total <> ((rn - 1) * %s) / total
+        UNION ALL
+        SELECT 'd', agg.campaign_id, COALESCE(d.full_name, ''), agg.detector, agg.value, agg.n,
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+          FROM agg
+          JOIN campaigns_campaign c ON c.id = agg.campaign_id
+          JOIN tagging_butlerrepo r ON r.label = c.butler_repo_id
+          LEFT JOIN tagging_detector d
+            ON d.repo_id = r.id AND d.instrument = agg.instrument AND d.detector_id = agg.detector
+         WHERE agg.g = 2 AND agg.detector IS NOT NULL
+        UNION ALL
+        SELECT 'c', campaign_id, NULL, NULL, NULL, n, NULL, NULL, NULL, NULL, NULL, rows, low, high
+          FROM agg WHERE agg.g = 7
+    """  # noqa: S608 - table name only
+    labels = {c.pk: c.name for c in query.campaigns}
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Enough memory to hash the three groupings at once (instead of sorting on disk); no JIT, whose
+        # compile time costs more than it saves on these short aggregates.
+        cursor.execute("SET LOCAL work_mem = '64MB'")
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(sql, [*params, cap, cap, cap])
+        rows = cursor.fetchall()
+        histogram_rows = _histogram_rows(query, where, params, rows, bins)
+    points: list[ExposurePoint] = []
+    detectors: dict[int, list[DetectorCell]] = {c.pk: [] for c in query.campaigns}
+    ranges: dict[int, tuple[float | None, float | None, int]] = {}
+    total = 0
+    for kind, cid, label, key, value, n, day_obs, band, begin, ra, dec, count, low, high in rows:
+        if kind == "e":
+            total = count
+            points.append(ExposurePoint(labels[cid], label, key, value, n, day_obs, begin, ra, dec, band))
+        elif kind == "d":
+            detectors[cid].append(DetectorCell(detector=key, value=value, count=n, full_name=label))
+        else:
+            ranges[cid] = (low, high, count - n)
+    points.sort(key=lambda p: (p.begin is None, p.begin or 0, p.exposure, p.label))
+    for cells in detectors.values():
+        cells.sort(key=lambda c: c.detector)
+    return ExplorerData(_histogram(histogram_rows, ranges, labels, bins), points, total, detectors)
+
+
+def _histogram_rows(query, where, params, rows, bins) -> tuple[float, float, list[tuple]] | None:
+    """Scan 2: counts per campaign in ``bins`` equal bins over the common range (``width_bucket``)."""
+    finite = [(low, high) for kind, *_, low, high in rows if kind == "c" and low is not None]
+    if not finite:
+        return None
+    lo, hi = _bins(min(r[0] for r in finite), max(r[1] for r in finite), bins)
+    counted = _fetch(
+        f"SELECT mv.campaign_id, LEAST(width_bucket(mv.value, %s, %s, %s), %s) AS b, count(*) "  # noqa: S608
+        f"FROM {MV} mv WHERE {where} AND mv.value IS NOT NULL GROUP BY 1, 2",
+        [lo, hi, bins, bins, *params],
+    )
+    return lo, hi, counted
+
+
+def _histogram(found, ranges, labels, bins) -> list[HistogramSeries]:
+    if found is None:
+        return [HistogramSeries(labels[cid], [0.0, 1.0], [0], ranges.get(cid, (None, None, 0))[2]) for cid in labels]
+    lo, hi, rows = found
+    counts: dict[int, list[int]] = defaultdict(lambda: [0] * bins)
+    for cid, bucket, n in rows:
+        counts[cid][min(max(int(bucket), 1), bins) - 1] += n
+    edges = _edges(lo, hi, bins)
+    return [HistogramSeries(labels[cid], edges, counts[cid], ranges.get(cid, (None, None, 0))[2]) for cid in labels]
+
+
+def metric_histogram(*, query: MetricQuery, bins: int = HISTOGRAM_BINS) -> list[HistogramSeries]:
+    return metric_explorer_data(query=query, bins=bins, use_cache=False).histogram
+
+
+def metric_per_exposure(*, query: MetricQuery, cap: int = POINT_CAP) -> tuple[list[ExposurePoint], int]:
+    """The mean of the metric per exposure (or visit) and campaign, with the exposure's time, night, band and
+    pointing from the mirror; thinned evenly (in time order) to at most ``cap`` points. Returns (points, total)."""
+    data = metric_explorer_data(query=query, cap=cap, use_cache=False)
+    return data.points, data.exposure_total
+
+
+def metric_per_detector(*, query: MetricQuery) -> dict[int, list[DetectorCell]]:
+    """The mean of the metric per detector, for each campaign, with the detector's full name from the mirror."""
+    return metric_explorer_data(query=query, use_cache=False).detectors
+
+
+def metric_threshold_data_ids(
+    *, query: MetricQuery, campaign: Campaign, operator: str, threshold: float, whole_exposures: bool = False
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The distinct data IDs of ``campaign`` whose value of the metric is < or > ``threshold`` under the
+    query's other filters (NaN/inf, stored as null, never match). Returns (dimensions, records)."""
+    if operator not in OPERATORS:
+        raise ValueError(f"operator must be one of {', '.join(OPERATORS)}, not {operator!r}")
+    where, params = query.where(campaign_ids=[campaign.pk])
+    detector = "NULL::integer" if whole_exposures else "mv.detector"
+    rows = _fetch(
+        f"SELECT DISTINCT mv.instrument, mv.exposure, mv.visit, {detector} FROM {MV} mv "  # noqa: S608
+        f"WHERE {where} AND mv.value {OPERATORS[operator]} %s ORDER BY 2, 3, 4",
+        [*params, threshold],
+    )
+    records = []
+    dimensions: list[str] = []
+    for instrument, exposure, visit, det in rows:
+        record: dict[str, Any] = {"instrument": instrument}
+        if exposure is not None:
+            record["exposure"] = exposure
+        elif visit is not None:
+            record["visit"] = visit
+        if det is not None:
+            record["detector"] = det
+        records.append(record)
+        if not dimensions:
+            dimensions = list(record)
+    return dimensions, records
+
+
+# --- campaign A against campaign B ---------------------------------------------------------------------------
+
+
+@dataclass
+class Comparison:
+    pairs: list[PairPoint]
+    paired: int
+    only_a: int
+    only_b: int
+    differences: HistogramSeries
+    largest: list[PairPoint] = field(default_factory=list)
+
+
+def metric_comparison(
+    *,
+    query: MetricQuery,
+    cap: int = PAIR_CAP,
+    top: int = TOP_CHANGES,
+    bins: int = HISTOGRAM_BINS,
+    use_cache: bool = True,
+) -> Comparison:
+    """The metric of campaign A (``query.campaigns[0]``) against B (``[1]``) on the data IDs both measured:
+    a sample of at most ``cap`` pairs for the scatter, the histogram of B - A and the ``top`` largest changes
+    (cached, see ``cached``)."""
+    if not use_cache:
+        return _comparison(query, cap, top, bins)
+    return cached("compare", query, lambda: _comparison(query, cap, top, bins), cap=cap, top=top, bins=bins)
+
+
+def _comparison(query: MetricQuery, cap: int, top: int, bins: int) -> Comparison:
+    a, b = query.campaigns[0], query.campaigns[1]
+    where_a, params_a = query.where("x", campaign_ids=[a.pk])
+    where_b, params_b = query.where("y", campaign_ids=[b.pk])
+    # One statement: the two campaigns joined once on the data ID (FULL JOIN, so the values of only one side
+    # are counted in the same pass), kept in memory (MATERIALIZED) and read four times.
+    sql = f"""
+        WITH j AS MATERIALIZED (
+            SELECT COALESCE(x.data_id_key, y.data_id_key) AS data_id_key, x.value AS a, y.value AS b,
+                   y.value - x.value AS d, x.data_id_key IS NOT NULL AS in_a, y.data_id_key IS NOT NULL AS in_b,
+                   row_number() OVER () AS rn
+              FROM (SELECT x.data_id_key, x.value FROM {MV} x WHERE {where_a}) x
+              FULL JOIN (SELECT y.data_id_key, y.value FROM {MV} y WHERE {where_b}) y
+                ON y.data_id_key = x.data_id_key
+        ), r AS (
+            SELECT min(d) AS lo, max(d) AS hi, count(*) FILTER (WHERE in_a AND in_b) AS n,
+                   count(*) FILTER (WHERE in_a AND in_b AND d IS NULL) AS nulls,
+                   count(*) FILTER (WHERE in_a) AS na, count(*) FILTER (WHERE in_b) AS nb, count(*) AS total FROM j
+        ), rr AS (
+            SELECT r.*, CASE WHEN hi > lo THEN lo ELSE lo - GREATEST(abs(lo) * 0.05, 0.5) END AS blo,
+                   CASE WHEN hi > lo THEN hi ELSE hi + GREATEST(abs(hi) * 0.05, 0.5) END AS bhi FROM r
+        )
+        SELECT 'r', NULL, blo, bhi, n, nulls, na, nb FROM rr
+        UNION ALL
+        SELECT 'h', NULL, NULL, NULL, LEAST(width_bucket(j.d, rr.blo, rr.bhi, %s), %s), count(*), NULL, NULL
+          FROM j, rr WHERE j.d IS NOT NULL GROUP BY 5
+        UNION ALL
+        (SELECT 't', data_id_key, a, b, NULL, NULL, NULL, NULL FROM j WHERE d IS NOT NULL
+          ORDER BY abs(d) DESC, data_id_key LIMIT %s)
+        UNION ALL
+        SELECT 's', data_id_key, a, b, NULL, NULL, NULL, NULL FROM j, rr
+         WHERE j.in_a AND j.in_b AND j.rn %% GREATEST(1, (rr.total + %s - 1) / %s) = 0
+    """  # noqa: S608 - table name only
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '256MB'")  # the joined pairs stay in memory
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(sql, [*params_a, *params_b, bins, bins, top, cap, cap])
+        rows = cursor.fetchall()
+    lo = hi = None
+    paired = nulls = count_a = count_b = 0
+    counts = [0] * bins
+    largest: list[PairPoint] = []
+    pairs: list[PairPoint] = []
+    for kind, key, va, vb, n, m, na, nb in rows:
+        if kind == "r":
+            lo, hi, paired, nulls, count_a, count_b = va, vb, n, m, na, nb
+        elif kind == "h":
+            counts[min(max(int(n), 1), bins) - 1] += m
+        else:
+            (largest if kind == "t" else pairs).append(_pair(a.butler_repo_id, key, va, vb))
+    largest.sort(key=lambda p: (-abs(p.diff or 0), p.data_id_key))
+    if lo is None or hi is None:
+        edges, counts = [0.0, 1.0], [0]
+    else:
+        edges = _edges(lo, hi, bins)
+    return Comparison(
+        pairs=pairs,
+        paired=paired,
+        only_a=count_a - paired,
+        only_b=count_b - paired,
+        differences=HistogramSeries(f"{b.name} − {a.name}", edges, counts, nulls or 0),
+        largest=largest,
+    )
+
+
+def _pair(repo: str, key: str, a: float | None, b: float | None) -> PairPoint:
+    """A pair with its exposure and detector read back from the canonical data ID key."""
+    parts = dict(item.split("=", 1) for item in key.split(",") if "=" in item)
+    exposure = parts.get("exposure") or parts.get("visit")
+    detector = parts.get("detector")
+    return PairPoint(
+        repo,
+        int(exposure) if exposure and exposure.lstrip("-").isdigit() else None,
+        int(detector) if detector and detector.lstrip("-").isdigit() else None,
+        key,
+        a,
+        b,
+    )
+
+
+# --- campaign overview ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Overview:
+    states: dict[str, int]
+    total_groups: int
+    progress: list[ProgressSeries]
+    failures_by_task: list[tuple[str, int]]
+    failures_by_rule: list[tuple[str, int]]
+    run_times: list[tuple[str, float | None]]
+    metric_count: int
+
+    @property
+    def failed_quanta(self) -> int:
+        return sum(n for _, n in self.failures_by_task)
+
+
+def campaign_overview(*, campaign: Campaign) -> Overview:
+    """Execution state of a campaign for its dashboard, in six queries whatever its size."""
+    state_rows = Group.objects.filter(step__campaign=campaign).values_list("status").annotate(n=Count("id")).order_by()
+    found = dict(state_rows)
+    states = {s: found.get(s, 0) for s in GroupStatus.values}
+    # First time each group started, finished (succeeded/accepted); every move to failed.
+    firsts = (
+        GroupTransition.objects.filter(group__step__campaign=campaign)
+        .values_list("to_status", "group_id")
+        .annotate(at=Min("at"))
+        .order_by()
+    )
+    first: dict[str, dict[int, datetime]] = {"running": {}, "done": {}}
+    for status, group, at in firsts:
+        key = "running" if status == GroupStatus.RUNNING else "done" if status in GROUP_DONE_STATES else None
+        if key is not None:
+            first[key][group] = min(at, first[key].get(group, at))
+    started = sorted(first["running"].values())
+    done = sorted(first["done"].values())
+    failed = list(
+        GroupTransition.objects.filter(group__step__campaign=campaign, to_status=GroupStatus.FAILED)
+        .order_by("at")
+        .values_list("at", flat=True)
+    )
+    progress = [
+        ProgressSeries("running", started, list(range(1, len(started) + 1))),
+        ProgressSeries("succeeded", done, list(range(1, len(done) + 1))),
+        ProgressSeries("failed", failed, list(range(1, len(failed) + 1))),
+    ]
+    errors = QuantumError.objects.filter(submission__group__step__campaign=campaign)
+    by_task = list(errors.values_list("task_label").annotate(n=Count("id")).order_by("-n", "task_label"))
+    by_rule_rows = (
+        errors.values_list("rule__task_label", "rule__message_regex", "rule__action")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+    )
+    by_rule = [
+        (f"{task or '*'} /{regex}/ → {action}" if regex else "no rule matched", n)
+        for task, regex, action, n in by_rule_rows
+    ]
+    duration = ExpressionWrapper(
+        F("finished") - Coalesce("started", "submitted", "created"), output_field=DurationField()
+    )
+    run_times = [
+        (step, d.total_seconds() if d is not None else None)
+        for step, d in Submission.objects.filter(group__step__campaign=campaign, finished__isnull=False)
+        .annotate(d=duration)
+        .order_by("group__step__position", "pk")
+        .values_list("group__step__name", "d")
+    ]
+    return Overview(
+        states=states,
+        total_groups=sum(states.values()),
+        progress=progress,
+        failures_by_task=by_task,
+        failures_by_rule=by_rule,
+        run_times=run_times,
+        metric_count=MetricValue.objects.filter(campaign=campaign).count(),
+    )
+
+
+# --- exposure page -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ExposureCampaign:
+    campaign: Campaign
+    groups: list[str]
+    metrics: list[dict[str, Any]]
+
+
+def exposure_campaigns(*, user, exposure) -> list[ExposureCampaign]:
+    """Every campaign the user may view that measured this exposure (or its one-to-one visit), with the
+    groups that produced the values and each metric's mean, min, max over the detectors. Two queries."""
+    visible = Campaign.objects.restrict(user, "view").filter(butler_repo_id=exposure.repo.label)
+    on_exposure = Q(exposure=exposure.exposure_id)
+    if exposure.visit_id:
+        on_exposure |= Q(exposure__isnull=True, visit=exposure.visit_id)
+    values = MetricValue.objects.filter(on_exposure, instrument=exposure.instrument, campaign__in=visible)
+    rows = list(
+        values.values("campaign_id", "metric", "unit")
+        .annotate(n=Count("id"), mean=Avg("value"), low=Min("value"), high=Max("value"))
+        .order_by("campaign_id", "metric")
+    )
+    if not rows:
+        return []
+    group_rows = (
+        values.filter(group__isnull=False)
+        .values_list("campaign_id", "step__name", "group__name", "group__status")
+        .distinct()
+        .order_by("campaign_id", "step__name", "group__name")
+    )
+    groups: dict[int, list[str]] = defaultdict(list)
+    for cid, step, group, status in group_rows:
+        groups[cid].append(f"{step or '?'}/{group} ({status})")
+    campaigns = {
+        c.pk: c
+        for c in Campaign.objects.filter(pk__in={r["campaign_id"] for r in rows}).only(
+            "pk", "name", "status", "updated"
+        )
+    }
+    result: dict[int, ExposureCampaign] = {}
+    for row in rows:
+        cid = row["campaign_id"]
+        entry = result.setdefault(cid, ExposureCampaign(campaigns[cid], groups.get(cid, []), []))
+        entry.metrics.append(dict(row))
+    return sorted(result.values(), key=lambda e: e.campaign.updated, reverse=True)

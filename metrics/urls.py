@@ -1,0 +1,12 @@
+from django.urls import path
+
+from . import views
+
+app_name = "metrics"
+
+urlpatterns = [
+    path("", views.explorer, name="explorer"),
+    path("compare/", views.compare, name="compare"),
+    path("select/", views.threshold_select, name="select"),
+    path("campaigns/<int:pk>/", views.campaign_overview, name="overview"),
+]

@@ -11,6 +11,7 @@ from core import views as core_views
 api_v1 = [
     path("", include("campaigns.api.urls")),
     path("", include("tagging.api.urls")),
+    path("", include("metrics.api.urls")),
     path("auth/token/", obtain_auth_token, name="token"),
 ]
 

@@ -46,6 +46,16 @@ def parse_data_id(value) -> dict:
     return out
 
 
+class _AsGiven(serializers.Field):
+    """A value passed on as sent (a mapping in JSON, text in a form); the validate_ method reads it."""
+
+    def to_internal_value(self, data):
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
 class IngestSerializer(serializers.Serializer):
     file = serializers.FileField(required=False, help_text="A bundle JSON, a JSON list or JSON lines of records.")
     bundle = serializers.JSONField(required=False, help_text="One MetricMeasurementBundle as JSON.")
@@ -55,9 +65,9 @@ class IngestSerializer(serializers.Serializer):
     campaign = serializers.CharField(required=False, default="", allow_blank=True, help_text="id or name")
     run = serializers.CharField(required=False, default="", allow_blank=True)
     source = serializers.CharField(required=False, default="", allow_blank=True)
-    data_id = serializers.JSONField(required=False, help_text='{"exposure": ..., "detector": ...} or "k=v,k=v"')
+    data_id = _AsGiven(required=False, help_text='{"exposure": ..., "detector": ...} or "k=v,k=v"')
     action = serializers.CharField(required=False, default="", allow_blank=True)
-    units = serializers.JSONField(required=False, help_text='{"psfFwhm": "arcsec"} for flat records')
+    units = _AsGiven(required=False, help_text='{"psfFwhm": "arcsec"} for flat records')
     dataset_type = serializers.CharField(required=False, default="", allow_blank=True)
 
     def validate_data_id(self, value):

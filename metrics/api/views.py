@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import Pagination
+from tagging.api.views import FileFormatNegotiation
 
 from .. import reobserve, selectors, services
 from ..filtersets import MetricValueFilterSet
@@ -63,7 +64,10 @@ class MetricValueListView(ListAPIView):
     filter_backends: list = []  # the selector applies the FilterSet
 
     def get_queryset(self):
-        return selectors.metric_value_list(user=self.request.user, filters=self.request.query_params)
+        params = self.request.query_params
+        if params.get("campaign"):
+            selectors.campaign_for_metrics(user=self.request.user, campaign=params["campaign"])  # 404 if not visible
+        return selectors.metric_value_list(user=self.request.user, filters=params)
 
 
 class MetricNameListView(APIView):
@@ -71,12 +75,16 @@ class MetricNameListView(APIView):
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
+        if request.query_params.get("campaign"):
+            selectors.campaign_for_metrics(user=request.user, campaign=request.query_params["campaign"])
         return Response(selectors.metric_name_list(user=request.user, filters=request.query_params))
 
 
 class ReobservationView(APIView):
     """Exposures of a campaign to observe again: those whose metric (a statistic over their detectors) satisfies
     ``metric op threshold``; optional band and night range. ``format=csv`` for CSV, else JSON."""
+
+    content_negotiation_class = FileFormatNegotiation
 
     @extend_schema(
         parameters=[
@@ -99,7 +107,9 @@ def reobservation_response(user, params) -> HttpResponse:
     campaign = selectors.campaign_for_metrics(user=user, campaign=params["campaign"])
     clean = reobserve.clean_request(params)
     rows = list(reobserve.reobservation_rows(campaign=campaign, request=clean))
-    fmt = params.get("format") or params.get("as") or "json"
+    fmt = (params.get("format") or "json").lower()
+    if fmt not in ("json", "csv"):
+        raise ValidationError({"format": "Use json or csv."})
     stem = f"reobserve-{campaign.name}"
     if fmt == "csv":
         response = HttpResponse(reobserve.as_csv(rows), content_type="text/csv; charset=utf-8")

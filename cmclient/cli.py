@@ -70,6 +70,10 @@ cm dataids download NAME [--format json|csv|ecsv] [--version N] [-o FILE] [--rep
 cm dataids tag NAME --dataset-type TYPE --collections C1[,C2] [--collection C] [--version N] [--wait [--timeout S]]
 cm dataids share NAME --user U|--group G [--edit] [--revoke] [--repo LABEL]
 cm dataids combine union|intersection|difference A B [C ...] --name NEW --reason TEXT [--repo LABEL]
+cm metrics ingest FILE [--repo LABEL] (--campaign C --run R | --source LABEL) [--data-id K=V ...]
+                  [--format bundle|flat] [--action NAME] [--units JSON]
+cm metrics list [--campaign C] [--metric M] [--exposure N] [--band B] [--night-from D] [--night-to D] [--names]
+cm metrics reobserve --campaign C --metric M --op OP --threshold X [--band B] [--format json|csv] [-o FILE]
 cm exposures [--repo LABEL] [--night N] [--band B] [--type T] [--target TEXT] [--search TEXT] [--limit N]
 
 Options for every command: --url URL, --token TOKEN, --json (machine-readable output).
@@ -1346,6 +1350,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", metavar="TEXT", help="text in the target name")
     p.add_argument("--search", metavar="TEXT", help="obs_id or exposure id")
     p.add_argument("--limit", type=int, default=200, metavar="N", help="show at most N exposures (default 200)")
+    __import__("cmclient.commands_metrics").commands_metrics.register(commands, common)
     return parser
 
 

@@ -90,9 +90,9 @@ def _number(value: Any) -> float | None:
 def parse_gate_text(text: str) -> dict[str, Any] | str:
     """``"psf_fwhm median < 1.1"`` (statistic optional, default median) → dict, or an error message."""
     parts = text.split()
-    if len(parts) == 3:
+    if len(parts) == 3 and parts[1] in OPERATORS:
         parts.insert(1, "median")
-    if len(parts) != 4:
+    if len(parts) != 4 or parts[2] not in OPERATORS:
         return f"{text!r} is not 'METRIC [STATISTIC] OP THRESHOLD', e.g. 'psf_fwhm median < 1.1'."
     metric, stat, op, threshold = parts
     return {"metric": metric, "statistic": stat, "op": op, "threshold": threshold}
@@ -184,3 +184,25 @@ def _fmt(value: Any) -> str:
 def passes(measured: float | None, op: str, threshold: float) -> bool:
     """Whether ``measured op threshold``; nothing measured never passes."""
     return measured is not None and OPERATORS[op](measured, threshold)
+
+
+def parse_input_text(text: str) -> dict[str, Any] | str:
+    """``"step1: psf_fwhm median < 1.2 per visit"`` (statistic and ``per`` optional) → dict, or an error message."""
+    step, sep, rest = text.partition(":")
+    if not sep or not step.strip():
+        return f"{text!r} is not 'STEP: METRIC [STATISTIC] OP THRESHOLD [per visit|exposure|detector]'."
+    parts = rest.split()
+    per = "visit"
+    if len(parts) >= 2 and parts[-2] == "per":
+        per, parts = parts[-1], parts[:-2]
+    gate = parse_gate_text(" ".join(parts))
+    if isinstance(gate, str):
+        return f"{text!r} is not 'STEP: METRIC [STATISTIC] OP THRESHOLD [per visit|exposure|detector]'."
+    return {"step": step.strip(), **gate, "per": per}
+
+
+def input_form_text(cond: Mapping[str, Any]) -> str:
+    """The one-line form of a metric-conditioned input (what ``parse_input_text`` reads)."""
+    return (
+        f"{cond['step']}: {cond['metric']} {cond['statistic']} {cond['op']} {_fmt(cond['threshold'])} per {cond['per']}"
+    )

@@ -143,6 +143,7 @@ def bundle_measurements(
     if not isinstance(package, str):
         package = ""
     timestamp, _ = as_timestamp(bundle.get("__timestamp")) if "__timestamp" in bundle else (None, "")
+    data_id = dict(data_id)  # one mapping shared by every value of the bundle (placed once)
     actions = [k for k in bundle if not str(k).startswith("__")]
     if not actions:
         raise FormatError('The bundle holds no action: expected {"<action>": [{"metric": ..., "value": ...}]}.')
@@ -169,7 +170,7 @@ def bundle_measurements(
                 metric=metric_name(str(action), row["metric"], package),
                 value=value,
                 unit=unit if isinstance(unit, str) else str(unit),
-                data_id=dict(data_id),
+                data_id=data_id,
                 run=run,
                 dataset_type=dataset_type,
                 dataset_id=dataset_id,

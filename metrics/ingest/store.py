@@ -12,7 +12,8 @@ from ..models import MetricValue
 from .formats import Measurement
 from .placement import DataIdPlacer, UnitChecker
 
-BATCH = 2_000
+BATCH = 5_000
+_STAGE = "metricvalue_stage"
 PROBLEM_SAMPLE = 200
 
 _COLUMNS = (
@@ -81,6 +82,8 @@ class Ingestor:
         self.placer = DataIdPlacer(repo)
         self.units = UnitChecker()
         self.report = IngestReport()
+        self._last_data_id: object = None
+        self._last_place: tuple[Any, str, str] = (None, "", "")
 
     def run(self, measurements: Iterable[Measurement]) -> IngestReport:
         batch: list[Measurement] = []
@@ -114,12 +117,16 @@ class Ingestor:
                 self.report.reject(m.where, "run", f"{m.run!r} is not a RUN collection of this campaign")
                 return None
             place = found
-        columns, key, message = self.placer.place(m.data_id)
-        if columns is None:
+        # The values of one record or bundle share one data-ID mapping: place it once.
+        if self._last_data_id is not m.data_id:
+            columns, key, message = self.placer.place(m.data_id)
+            dims = tuple(columns.get(d) for d in _DIMENSIONS) if columns is not None else None
+            self._last_data_id, self._last_place = m.data_id, (dims, key, message)
+        dims, key, message = self._last_place
+        if dims is None:
             self.report.reject(m.where, key, message)
             return None
         source_key = m.run if self.runs is not None else f"source:{self.source}"
-        dims = tuple(columns.get(d) for d in _DIMENSIONS)
         return (
             m.metric, m.value, m.unit, key, *dims, self.repo.pk, place.campaign_id, place.step_id, place.group_id,
             m.run[:512], m.dataset_type[:200], m.dataset_id[:64], self.source[:200], source_key[:512], m.timestamp,
@@ -128,6 +135,7 @@ class Ingestor:
     def _flush(self, batch: list[Measurement]) -> None:
         if not batch:
             return
+        self._last_data_id = None  # the mirror cache may have been refreshed
         self.placer.prefetch(m.data_id for m in batch if not m.problem)
         rows: dict[tuple[str, str, str], tuple] = {}
         for m in batch:
@@ -139,29 +147,70 @@ class Ingestor:
             self._upsert(list(rows.values()))
 
     def _upsert(self, rows: list[tuple]) -> None:
-        table = MetricValue._meta.db_table
-        width = len(_COLUMNS) + 1
-        values = ", ".join(["(" + ", ".join(["%s"] * width) + ")"] * len(rows))
-        changed = " OR ".join(f"{table}.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in _UPDATED)
-        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in _UPDATED)
-        # xmax = 0 tells a fresh insert from an update; rows whose values did not change are not touched.
-        sql = (
-            f"INSERT INTO {table} ({', '.join(_COLUMNS)}, ingested) VALUES {values} "  # noqa: S608 - fixed names
-            "ON CONFLICT ON CONSTRAINT metricvalue_unique_measurement "
-            f"DO UPDATE SET {sets}, ingested = EXCLUDED.ingested WHERE {changed} "
-            "RETURNING (xmax = 0)"
-        )
+        if connection.vendor == "postgresql":
+            self._upsert_postgresql(rows)
+        else:
+            self._upsert_portable(rows)
+
+    def _upsert_postgresql(self, rows: list[tuple]) -> None:
+        """COPY the batch into a temporary table, then one INSERT ... ON CONFLICT from it: the statement text
+        stays short (a VALUES list of 50,000 parameters costs more to parse than to run)."""
+        from django.db import transaction
         from django.utils import timezone
 
+        table = MetricValue._meta.db_table
+        columns = ", ".join(_COLUMNS)
+        changed = " OR ".join(f"{table}.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in _UPDATED)
+        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in _UPDATED)
         now = timezone.now()
-        params: list[Any] = []
-        for row in rows:
-            params.extend(row)
-            params.append(now)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ON COMMIT DROP AS "  # noqa: S608 - fixed names
+                f"SELECT {columns}, ingested FROM {table} WITH NO DATA"
+            )
+            cursor.execute(f"TRUNCATE {_STAGE}")
+            with cursor.cursor.copy(f"COPY {_STAGE} ({columns}, ingested) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row((*row, now))
+            # xmax = 0 tells a fresh insert from an update; rows whose values did not change are not touched.
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}, ingested) SELECT {columns}, ingested FROM {_STAGE} "  # noqa: S608
+                "ON CONFLICT ON CONSTRAINT metricvalue_unique_measurement "
+                f"DO UPDATE SET {sets}, ingested = EXCLUDED.ingested WHERE {changed} "
+                "RETURNING (xmax = 0)"
+            )
             results = [r[0] for r in cursor.fetchall()]
         created = sum(1 for r in results if r)
         self.report.created += created
         self.report.updated += len(results) - created
         self.report.unchanged += len(rows) - len(results)
+
+    def _upsert_portable(self, rows: list[tuple]) -> None:
+        """The same result on other databases (SQLite for a quick local run): look up, create, update."""
+        from django.db.models import Q
+
+        keys = {(r[-2], r[0], r[3]): r for r in rows}
+        existing: dict[tuple, MetricValue] = {}
+        lookup = Q()
+        for source_key, metric, key in keys:
+            lookup |= Q(source_key=source_key, metric=metric, data_id_key=key)
+        for value in MetricValue.objects.filter(lookup):
+            existing[(value.source_key, value.metric, value.data_id_key)] = value
+        fields = [c for c in _COLUMNS]
+        new, changed = [], []
+        for key, row in keys.items():
+            data = dict(zip(fields, row, strict=True))
+            current = existing.get(key)
+            if current is None:
+                new.append(MetricValue(**data))
+                continue
+            if any(getattr(current, c) != data[c] for c in _UPDATED):
+                for c in _UPDATED:
+                    setattr(current, c, data[c])
+                changed.append(current)
+        MetricValue.objects.bulk_create(new)
+        if changed:
+            MetricValue.objects.bulk_update(changed, _UPDATED)
+        self.report.created += len(new)
+        self.report.updated += len(changed)
+        self.report.unchanged += len(keys) - len(new) - len(changed)

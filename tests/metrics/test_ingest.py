@@ -170,3 +170,15 @@ def test_values_tied_to_a_campaign_must_name_one_of_its_runs(owner, butler_repo,
     value = MetricValue.objects.get()
     assert (value.campaign_id, value.step_id, value.group_id) == (campaign.pk, group.step_id, group.pk)
     assert value.source_key == submission.run_collection and value.source == ""
+
+
+def test_the_portable_upsert_gives_the_same_counts(owner, butler_repo, monkeypatch):
+    """The path other databases than PostgreSQL take (SQLite for a quick local run), exercised here."""
+    from metrics.ingest.store import Ingestor
+
+    monkeypatch.setattr(Ingestor, "_upsert", Ingestor._upsert_portable)
+    first = _ingest(owner, bundle=bundle(), data_id={"exposure": GOOD, "detector": 4}, source="s")
+    again = _ingest(owner, bundle=bundle(), data_id={"exposure": GOOD, "detector": 4}, source="s")
+    changed = _ingest(owner, bundle=bundle(psf=2.0), data_id={"exposure": GOOD, "detector": 4}, source="s")
+    assert (first.created, again.unchanged, changed.updated, changed.unchanged) == (4, 4, 1, 3)
+    assert MetricValue.objects.get(metric="psfShape.psfFwhm").value == 2.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import MetricValue
@@ -46,6 +48,7 @@ def parse_data_id(value) -> dict:
     return out
 
 
+@extend_schema_field(OpenApiTypes.ANY)
 class _AsGiven(serializers.Field):
     """A value passed on as sent (a mapping in JSON, text in a form); the validate_ method reads it."""
 

@@ -178,7 +178,7 @@ def _with_defaults(m: Measurement, data_id: Mapping[str, Any]) -> Measurement:
 def metrics_ingest_group(*, group_id: int) -> IngestReport:
     """Ingest the metric bundles of a group's RUN collections (every started attempt), tied to the campaign, step,
     group, run and dataset. Safe to run twice: values are upserted. Called by the ``group_metrics_ingest`` task."""
-    from campaigns.choices import SubmissionState
+    from campaigns.choices import SubmissionKind, SubmissionState
     from campaigns.models import Group
     from lsst_adapter.metrics import metric_datasets
     from lsst_adapter.registry import RepoError
@@ -186,9 +186,15 @@ def metrics_ingest_group(*, group_id: int) -> IngestReport:
     group = Group.objects.select_related("step__campaign__butler_repo").get(pk=group_id)
     campaign = group.step.campaign
     runs = campaign_runs(campaign.pk)
-    attempts = group.submissions.filter(
-        state__in=[SubmissionState.SUCCEEDED, SubmissionState.FAILED, SubmissionState.LOST]
-    ).order_by("number")
+    started = list(
+        group.submissions.filter(
+            state__in=[SubmissionState.SUCCEEDED, SubmissionState.FAILED, SubmissionState.LOST]
+        ).order_by("number")
+    )
+    # A retry starts afresh (its run holds everything again); rescues add to the attempt before them. Only the
+    # latest fresh attempt and its rescues count, so a retried group's values are not counted twice.
+    fresh = [i for i, s in enumerate(started) if s.kind != SubmissionKind.RESCUE]
+    attempts = started[fresh[-1] :] if fresh else started
     report = IngestReport()
     for submission in attempts:
 

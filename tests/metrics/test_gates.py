@@ -180,3 +180,19 @@ def _definition(**overrides):
 
     data = definition(name="gates-" + str(abs(hash(str(overrides))) % 10_000), **overrides)
     return data
+
+
+def test_a_retried_group_is_ingested_from_its_latest_fresh_attempt_only(make_exec_campaign, owner, sent):
+    from campaigns.execution import group_retry
+    from metrics.services import metrics_ingest_group
+    from tests.execution.test_state_machine import _failed
+
+    campaign = _launch(make_exec_campaign, owner, STEPS_WITH_GATE)
+    group = campaign.steps.get(name="step1").groups.get()
+    first = _run(group, _failed())
+    group_retry(user=owner, group_id=group.pk, comment="transient")
+    second = _run(group, _ok())
+    report = metrics_ingest_group(group_id=group.pk)
+    # No run collection exists here (no BPS): each attempt read is reported; the superseded one is not read.
+    assert [p["where"] for p in report.problems] == [second.run_collection]
+    assert first.run_collection != second.run_collection

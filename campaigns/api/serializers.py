@@ -38,6 +38,12 @@ class StepSerializer(serializers.Serializer):
     pipeline_subset = serializers.CharField(required=False, allow_blank=True, default="")
     depends_on = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     requires_approval = serializers.BooleanField(required=False, default=False)
+    quality_gates = serializers.ListField(
+        child=serializers.JSONField(), required=False, help_text='e.g. ["psf_fwhm median < 1.1"]'
+    )
+    metric_input = serializers.JSONField(
+        required=False, help_text='e.g. {"step": "step1", "metric": "psf_fwhm", "op": "<", "threshold": 1.2}'
+    )
 
 
 class GroupSerializer(serializers.ModelSerializer):

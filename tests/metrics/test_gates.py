@@ -196,3 +196,16 @@ def test_a_retried_group_is_ingested_from_its_latest_fresh_attempt_only(make_exe
     # No run collection exists here (no BPS): each attempt read is reported; the superseded one is not read.
     assert [p["where"] for p in report.problems] == [second.run_collection]
     assert first.run_collection != second.run_collection
+
+
+def test_the_api_takes_gates_and_inputs_and_names_their_errors(api, owner, butler_repo):
+    steps = [STEPS_WITH_GATE[0], {**STEPS_WITH_INPUT[1], "quality_gates": [{"metric": "x", "op": "<"}]}]
+    response = api(owner).post("/api/v1/campaigns/", _definition(steps=steps), format="json")
+    assert response.status_code == 400
+    assert "finite number" in response.json()["steps[1].quality_gates[0].threshold"][0]
+    steps[1] = STEPS_WITH_INPUT[1]
+    response = api(owner).post("/api/v1/campaigns/", _definition(steps=steps), format="json")
+    assert response.status_code == 201, response.content
+    step1, step2 = Campaign.objects.get(pk=response.json()["id"]).steps.order_by("position")
+    assert step1.quality_gates == [{"metric": "psf_fwhm", "statistic": "median", "op": "<", "threshold": 1.1}]
+    assert step2.metric_input["per"] == "visit"

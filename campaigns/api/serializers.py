@@ -58,7 +58,10 @@ class StepDetailSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Step
-        fields = ["id", "name", "position", "pipeline_subset", "depends_on", "requires_approval", "groups"]
+        fields = [
+            "id", "name", "position", "pipeline_subset", "depends_on", "requires_approval", "quality_gates",
+            "metric_input", "groups",
+        ]  # fmt: skip
 
     def get_depends_on(self, step: Step) -> list[str]:
         return [d.name for d in step.depends_on.all()]

@@ -18,6 +18,7 @@ from django.core.validators import URLValidator, validate_email
 
 from core.roles import is_staff_member
 from lsst_adapter import check_where_syntax
+from metrics.conditions import clean_gates, clean_metric_input
 from tagging.models import ButlerRepo
 
 from .choices import CampaignType, NotificationEvent, Visibility, WmsPlugin
@@ -44,7 +45,7 @@ DEFINITION_FIELDS = (
     "notify",
 )
 REQUIRED_FIELDS = ("name", "campaign_type", "reason", "butler_repo", "pipeline")
-STEP_FIELDS = ("name", "pipeline_subset", "depends_on", "requires_approval")
+STEP_FIELDS = ("name", "pipeline_subset", "depends_on", "requires_approval", "quality_gates", "metric_input")
 BPS_FIELDS = ("compute_site", "wms", "request_memory", "request_cpus", "extra")
 LINK_FIELDS = ("label", "url")
 NOTIFY_FIELDS = ("emails", "webhook", "events")
@@ -295,14 +296,22 @@ def _steps(value: Any, errors: _Errors) -> list[dict[str, Any]]:
         if not isinstance(approval, bool):
             errors.add(f"{key}.requires_approval", "Must be true or false.")
             approval = False
-        out.append(
-            {
-                "name": name,
-                "pipeline_subset": _text(step.get("pipeline_subset"), f"{key}.pipeline_subset", errors, max_length=200),
-                "depends_on": depends,
-                "requires_approval": approval,
-            }
+        spec: dict[str, Any] = {
+            "name": name,
+            "pipeline_subset": _text(step.get("pipeline_subset"), f"{key}.pipeline_subset", errors, max_length=200),
+            "depends_on": depends,
+            "requires_approval": approval,
+        }
+        # The loop back: optional, and left out of the normal form when not used (older YAML stays the same).
+        gates = clean_gates(step.get("quality_gates"), f"{key}.quality_gates", errors.add)
+        if gates:
+            spec["quality_gates"] = gates
+        metric_input = clean_metric_input(
+            step.get("metric_input"), f"{key}.metric_input", errors.add, earlier_steps=depends
         )
+        if metric_input:
+            spec["metric_input"] = metric_input
+        out.append(spec)
         seen.append(name)
     return out
 
@@ -436,16 +445,22 @@ def snapshot(campaign: Campaign) -> dict[str, Any]:
         "scope": campaign.scope,
         "links": list(campaign.links),
         "notify": dict(campaign.notify or {}),
-        "steps": [
-            {
-                "name": s.name,
-                "pipeline_subset": s.pipeline_subset,
-                "depends_on": [d.name for d in sorted(s.depends_on.all(), key=lambda d: d.position)],
-                "requires_approval": s.requires_approval,
-            }
-            for s in steps
-        ],
+        "steps": [_step_snapshot(s) for s in steps],
     }
+
+
+def _step_snapshot(step) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": step.name,
+        "pipeline_subset": step.pipeline_subset,
+        "depends_on": [d.name for d in sorted(step.depends_on.all(), key=lambda d: d.position)],
+        "requires_approval": step.requires_approval,
+    }
+    if step.quality_gates:
+        out["quality_gates"] = list(step.quality_gates)
+    if step.metric_input:
+        out["metric_input"] = dict(step.metric_input)
+    return out
 
 
 def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[Any]]:

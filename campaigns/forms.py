@@ -192,17 +192,40 @@ class StepForm(forms.Form):
     pipeline_subset = forms.CharField(max_length=200, required=False, label="Pipeline subset")
     depends_on = forms.CharField(required=False, help_text="Earlier step names, comma-separated.")
     requires_approval = forms.BooleanField(required=False, label="Needs approval")
+    quality_gates = forms.CharField(
+        required=False, max_length=2000, help_text="e.g. psf_fwhm median < 1.1; several separated by ';'."
+    )
+    metric_input = forms.CharField(
+        required=False, max_length=500, label="Input from metrics", help_text="e.g. step1: psf_fwhm < 1.2 per visit"
+    )
+
+    def clean_metric_input(self) -> dict[str, Any]:
+        from metrics.conditions import parse_input_text
+
+        text = (self.cleaned_data.get("metric_input") or "").strip()
+        if not text:
+            return {}
+        parsed = parse_input_text(text)
+        if isinstance(parsed, str):
+            raise forms.ValidationError(parsed)
+        return parsed
 
     def to_step(self) -> dict[str, Any] | None:
         d = self.cleaned_data
         if not d.get("name"):
             return None
-        return {
+        step: dict[str, Any] = {
             "name": d["name"].strip(),
             "pipeline_subset": d.get("pipeline_subset", ""),
             "depends_on": [p.strip() for p in d.get("depends_on", "").split(",") if p.strip()],
             "requires_approval": bool(d.get("requires_approval")),
         }
+        gates = [g.strip() for g in (d.get("quality_gates") or "").split(";") if g.strip()]
+        if gates:
+            step["quality_gates"] = gates
+        if d.get("metric_input"):
+            step["metric_input"] = d["metric_input"]
+        return step
 
 
 StepFormSet = forms.formset_factory(StepForm, extra=2, can_delete=True, max_num=100)
@@ -211,10 +234,20 @@ StepFormSet = forms.formset_factory(StepForm, extra=2, can_delete=True, max_num=
 def step_initial(campaign: Campaign | None) -> list[dict[str, Any]]:
     if campaign is None:
         return []
-    return [{**step, "depends_on": ", ".join(step["depends_on"])} for step in snapshot(campaign)["steps"]]
+    from metrics.conditions import gate_text, input_form_text
+
+    return [
+        {
+            **step,
+            "depends_on": ", ".join(step["depends_on"]),
+            "quality_gates": "; ".join(gate_text(g) for g in step.get("quality_gates", [])),
+            "metric_input": input_form_text(step["metric_input"]) if step.get("metric_input") else "",
+        }
+        for step in snapshot(campaign)["steps"]
+    ]
 
 
-_STEP_KEY = re.compile(r"^steps\[(\d+)\]\.(\w+)$")
+_STEP_KEY = re.compile(r"^steps\[(\d+)\]\.(\w+)")
 
 
 def apply_service_errors(error: ValidationError, form: CampaignForm, formset, step_index_map: list[int]) -> None:
@@ -226,8 +259,11 @@ def apply_service_errors(error: ValidationError, form: CampaignForm, formset, st
             index, field = int(m.group(1)), m.group(2)
             if index < len(step_index_map):
                 target = formset.forms[step_index_map[index]]
+                deeper = key != m.group(0)  # e.g. steps[0].quality_gates[1].op: say which part
                 for message in messages:
-                    target.add_error(field if field in target.fields else None, message)
+                    target.add_error(
+                        field if field in target.fields else None, f"{key}: {message}" if deeper else message
+                    )
                 continue
         base = re.split(r"[.\[]", key, maxsplit=1)[0]
         if key.startswith("bps."):

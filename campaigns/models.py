@@ -161,6 +161,18 @@ class Step(models.Model):
     pipeline_subset = models.CharField(max_length=200, blank=True)
     depends_on = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="dependents")
     requires_approval = models.BooleanField(default=False)
+    # The loop back (metrics): checked by campaigns.definition, evaluated by metrics.gates when steps finish.
+    quality_gates = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='[{"metric": "psf_fwhm", "statistic": "median", "op": "<", "threshold": 1.1}]',
+    )
+    metric_input = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='{"step": "step1", "metric": "psf_fwhm", "op": "<", "threshold": 1.2, "per": "visit"}: '
+        "only the data IDs whose upstream metric passes.",
+    )
     # Execution (issue "Execution"): written only by campaigns.execution services.
     split = models.JSONField(
         default=default_split,

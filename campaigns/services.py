@@ -64,6 +64,8 @@ def _write_steps(campaign: Campaign, steps: list[dict[str, Any]]) -> None:
         step.position = position
         step.pipeline_subset = spec["pipeline_subset"]
         step.requires_approval = spec["requires_approval"]
+        step.quality_gates = spec.get("quality_gates", [])
+        step.metric_input = spec.get("metric_input", {})
         step.save()
         by_name[step.name] = step
     for spec in steps:

@@ -72,6 +72,10 @@ cm dataids tag NAME --dataset-type TYPE --collections C1[,C2] [--collection C] [
 cm dataids share NAME --user U|--group G [--edit] [--revoke] [--repo LABEL]
 cm dataids combine union|intersection|difference A B [C ...] --name NEW --reason TEXT [--repo LABEL]
 cm tags list|show|create|upload|download|share ...   (see `cm tags --help`)
+cm metrics ingest FILE [--repo LABEL] (--campaign C --run R | --source LABEL) [--data-id K=V ...]
+                  [--format bundle|flat] [--action NAME] [--units JSON]
+cm metrics list [--campaign C] [--metric M] [--exposure N] [--band B] [--night-from D] [--night-to D] [--names]
+cm metrics reobserve --campaign C --metric M --op OP --threshold X [--band B] [--format json|csv] [-o FILE]
 cm exposures [--repo LABEL] [--night N] [--band B] [--type T] [--target TEXT] [--search TEXT] [--limit N]
 
 Options for every command: --url URL, --token TOKEN, --json (machine-readable output).
@@ -1352,6 +1356,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_tags(commands)
     commands_selection.register(commands, common)
+    __import__("cmclient.commands_metrics").commands_metrics.register(commands, common)
     return parser
 
 

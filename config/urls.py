@@ -11,6 +11,7 @@ from core import views as core_views
 api_v1 = [
     path("", include("campaigns.api.urls")),
     path("", include("tagging.api.urls")),
+    path("", include("metrics.api.urls")),
     path("auth/token/", obtain_auth_token, name="token"),
 ]
 
@@ -24,6 +25,7 @@ urlpatterns = [
     path("campaigns/", include("campaigns.urls")),
     path("data/", include("tagging.urls")),
     path("metrics/", include("metrics.urls")),
+    path("metrics/", include("metrics.urls_loop")),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -3,6 +3,24 @@
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
+
+
+class MetricValueQuerySet(models.QuerySet):
+    def restrict(self, user, action: str = "view") -> MetricValueQuerySet:
+        """The one permission gate: values of campaigns ``user`` may view, and outside-source values.
+
+        Only reads go through here; ingest is a staff-only service.
+        """
+        from campaigns.models import Campaign
+
+        if action != "view":
+            raise ValueError(f"Unknown action {action!r}")
+        if user is None or not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_superuser:
+            return self
+        return self.filter(Q(campaign__isnull=True) | Q(campaign__in=Campaign.objects.restrict(user, "view")))
 
 
 class MetricValue(models.Model):
@@ -46,6 +64,8 @@ class MetricValue(models.Model):
     timestamp = models.DateTimeField(null=True, blank=True, help_text="when it was measured, if known")
     ingested = models.DateTimeField(auto_now_add=True)
 
+    objects = MetricValueQuerySet.as_manager()
+
     class Meta:
         ordering = ["metric", "data_id_key"]
         constraints = [
@@ -64,3 +84,76 @@ class MetricValue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.metric}={self.value} {self.unit} @ {self.data_id_key}"
+
+
+class CheckState(models.TextChoices):
+    PENDING = "pending", "Waiting for its metrics"
+    RUNNING = "running", "Being evaluated"
+    DONE = "done", "Evaluated"
+    FAILED = "failed", "Could not be evaluated"
+
+
+class StepCheck(models.Model):
+    """The evaluation of what a finished step decides downstream: its quality gates and the metric-conditioned
+    inputs of the steps that read it.
+
+    Written when the step succeeds (state ``pending``) and filled by the ``step_check_run`` task, which first
+    ingests the metrics of the step's groups. Dependent steps wait while it is pending; a failed gate (or an
+    evaluation that could not be done) holds them for a staff member's approval.
+    """
+
+    step = models.OneToOneField("campaigns.Step", on_delete=models.CASCADE, related_name="metric_check")
+    state = models.CharField(max_length=10, choices=CheckState.choices, default=CheckState.PENDING)
+    passed = models.BooleanField(null=True, blank=True, help_text="every gate passed (null: not evaluated)")
+    error = models.TextField(blank=True)
+    requested = models.DateTimeField(auto_now_add=True)
+    evaluated = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["step"]
+
+    def __str__(self) -> str:
+        return f"check of {self.step_id}: {self.state} passed={self.passed}"
+
+
+class GateResult(models.Model):
+    """One quality gate of a step, evaluated over the step's metric values: measured statistic and verdict."""
+
+    step = models.ForeignKey("campaigns.Step", on_delete=models.CASCADE, related_name="gate_results")
+    position = models.PositiveIntegerField()
+    gate = models.JSONField(help_text="the gate as defined: metric, statistic, op, threshold")
+    text = models.CharField(max_length=300, help_text="the gate in words, e.g. 'psf_fwhm median < 1.1'")
+    metric = models.CharField(max_length=200, blank=True, help_text="the stored metric name(s) it matched")
+    count = models.PositiveIntegerField(default=0, help_text="values the statistic was computed over")
+    measured = models.FloatField(null=True, blank=True)
+    passed = models.BooleanField(default=False)
+    evaluated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["step", "position"]
+        constraints = [models.UniqueConstraint(fields=["step", "position"], name="gateresult_unique_position")]
+
+    def __str__(self) -> str:
+        return f"{self.text}: {self.measured} {'pass' if self.passed else 'FAIL'}"
+
+
+class StepInputFreeze(models.Model):
+    """A step's metric-conditioned input, evaluated when its upstream step finished and frozen as a DataID set
+    whose data-ID table constrains the step's groups."""
+
+    step = models.OneToOneField("campaigns.Step", on_delete=models.CASCADE, related_name="input_freeze")
+    condition = models.JSONField(help_text="the step's metric_input as defined")
+    text = models.CharField(max_length=300)
+    version = models.ForeignKey(
+        "tagging.DataIdSetVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    selected = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    table_path = models.CharField(max_length=1024, blank=True)
+    frozen = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["step"]
+
+    def __str__(self) -> str:
+        return f"{self.text}: {self.selected} selected"

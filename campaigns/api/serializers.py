@@ -38,6 +38,12 @@ class StepSerializer(serializers.Serializer):
     pipeline_subset = serializers.CharField(required=False, allow_blank=True, default="")
     depends_on = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     requires_approval = serializers.BooleanField(required=False, default=False)
+    quality_gates = serializers.ListField(
+        child=serializers.JSONField(), required=False, help_text='e.g. ["psf_fwhm median < 1.1"]'
+    )
+    metric_input = serializers.JSONField(
+        required=False, help_text='e.g. {"step": "step1", "metric": "psf_fwhm", "op": "<", "threshold": 1.2}'
+    )
 
 
 class GroupSerializer(serializers.ModelSerializer):
@@ -52,7 +58,10 @@ class StepDetailSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Step
-        fields = ["id", "name", "position", "pipeline_subset", "depends_on", "requires_approval", "groups"]
+        fields = [
+            "id", "name", "position", "pipeline_subset", "depends_on", "requires_approval", "quality_gates",
+            "metric_input", "groups",
+        ]  # fmt: skip
 
     def get_depends_on(self, step: Step) -> list[str]:
         return [d.name for d in step.depends_on.all()]

@@ -385,6 +385,10 @@ def submission_record_result(
             last_progress=now,
             **counts,
         )
+        if moved is not None and succeeded:
+            from metrics.services import group_metrics_ingest_enqueue
+
+            group_metrics_ingest_enqueue(group.pk)
         if moved is not None and not succeeded and not (decision == ErrorAction.AUTO_RETRY and rule_used is not None):
             notify_group_failed(campaign, moved, message)
         if moved is not None and decision == ErrorAction.AUTO_RETRY and rule_used is not None:

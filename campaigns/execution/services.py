@@ -335,6 +335,18 @@ def campaign_resume(*, user, campaign_id: int, comment: str = "") -> Campaign:
     return campaign
 
 
+@transaction.atomic
+def step_input_table_set(*, step_id: int, path: str, comment: str) -> int:
+    """Constrain every group of a step with a data-ID table (``--data-id-table``): the step's input was frozen
+    from a metric condition (metrics.services). Done by the system, before the step starts."""
+    step = Step.objects.select_related("campaign").get(pk=step_id)
+    changed = Group.objects.filter(step=step).exclude(data_id_table=path).update(data_id_table=path)
+    record_history(
+        campaign=step.campaign, actor=None, changes={f"step {step.name} input": [None, path]}, comment=comment
+    )
+    return changed
+
+
 # --------------------------------------------------------------------------------------
 # Error rules (global, staff)
 # --------------------------------------------------------------------------------------

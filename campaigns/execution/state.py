@@ -200,8 +200,20 @@ def define_step_chains(campaign: Campaign, step: Step) -> None:
     define_chain(repo, campaign.output_collection, children + list(campaign.input_collections))
 
 
-def _promote(campaign: Campaign, step: Step, *, actor, reason: str) -> list[int]:
-    """A waiting step whose dependencies are done: ready (groups ready) or awaiting approval."""
+def _promote(campaign: Campaign, step: Step, *, actor, reason: str) -> list[int] | None:
+    """A waiting step whose dependencies are done: ready (groups ready) or awaiting approval.
+
+    ``None`` (and no change) while the metric checks of a dependency (quality gates, the freezing of a
+    metric-conditioned input) are still being evaluated; a failed gate holds the step for approval.
+    """
+    from metrics.services import step_hold
+
+    hold, why = step_hold(step)
+    if hold == "pending":
+        return None
+    if hold == "hold" and step.approved_at is None:
+        _set_step_status(step, StepStatus.AWAITING_APPROVAL, actor=actor, reason=why)
+        return []
     if step.requires_approval and step.approved_at is None:
         _set_step_status(step, StepStatus.AWAITING_APPROVAL, actor=actor, reason=reason)
         return []
@@ -237,8 +249,10 @@ def roll_up(campaign_id: int, *, actor=None) -> list[int]:
     nothing can proceed any more.
     """
     from lsst_adapter.registry import RepoError
+    from metrics.services import step_check_request
 
     enqueue: list[int] = []
+    checking = False  # a step waits for the metric checks of a dependency: work can still proceed
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().select_related("butler_repo", "owner").get(pk=campaign_id)
         if campaign.status not in (CampaignStatus.RUNNING, CampaignStatus.PAUSED, CampaignStatus.FAILED):
@@ -254,8 +268,12 @@ def roll_up(campaign_id: int, *, actor=None) -> list[int]:
                     deps = [by_pk[d.pk] for d in step.depends_on.all()]
                     if all(d.status == StepStatus.SUCCEEDED for d in deps):
                         names = ", ".join(d.name for d in deps) or "nothing"
-                        enqueue += _promote(campaign, step, actor=actor, reason=f"depends on {names}: done")
-                        changed = True
+                        promoted = _promote(campaign, step, actor=actor, reason=f"depends on {names}: done")
+                        if promoted is None:
+                            checking = True
+                        else:
+                            enqueue += promoted
+                            changed = True
                     continue
                 if step.status == StepStatus.AWAITING_APPROVAL:
                     continue
@@ -272,6 +290,8 @@ def roll_up(campaign_id: int, *, actor=None) -> list[int]:
                         changed = True
                         continue
                 _set_step_status(step, new, reason="from its groups", error="")
+                if new == StepStatus.SUCCEEDED:
+                    step_check_request(step)
                 changed = True
             if not changed:
                 break
@@ -288,6 +308,7 @@ def roll_up(campaign_id: int, *, actor=None) -> list[int]:
             groups.filter(status__in=[GroupStatus.READY, *GROUP_ACTIVE_STATES]).exists()
             or any(s.status == StepStatus.AWAITING_APPROVAL for s in steps)
             or bool(enqueue)
+            or checking
         )
         if campaign.status == CampaignStatus.RUNNING and not can_proceed:
             _set_campaign_status(campaign, CampaignStatus.FAILED, reason="no work can proceed: failed groups")

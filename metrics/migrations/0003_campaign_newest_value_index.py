@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("campaigns", "0003_notifications_recurring"),
-        ("metrics", "0001_metric_values"),
+        ("metrics", "0002_step_checks_gates_input_freeze"),
         ("tagging", "0004_tag_tables_and_flags"),
     ]
 

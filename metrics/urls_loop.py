@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import views_loop
+
+app_name = "metrics-web"
+
+urlpatterns = [
+    path("reobserve/<int:pk>/", views_loop.reobserve, name="reobserve"),
+]

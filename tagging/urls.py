@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_baddata, views_flags
 
 app_name = "tagging"
 
@@ -16,4 +16,17 @@ urlpatterns = [
     path("sets/<int:pk>/tag/", views.dataidset_tag, name="set-tag"),
     path("sets/<int:pk>/share/", views.dataidset_share, name="set-share"),
     path("sets/<int:pk>/combine/", views.dataidset_combine, name="set-combine"),
+    # Exposure flags and the bad-data register
+    path("repos/<str:label>/exposures/<int:exposure_id>/flags/", views_flags.flag_add, name="flag-add"),
+    path("flags/", views_flags.flag_list, name="flags"),
+    path("flags/import/", views_flags.flag_import, name="flag-import"),
+    path("flags/<uuid:pk>/", views_flags.flag_detail, name="flag"),
+    path("flags/<uuid:pk>/edit/", views_flags.flag_edit, name="flag-edit"),
+    path("flags/<uuid:pk>/invalidate/", views_flags.flag_invalidate, name="flag-invalidate"),
+    path("bad-data/", views_baddata.bad_data_list, name="baddata-list"),
+    path("bad-data/new/", views_baddata.bad_data_create, name="baddata-create"),
+    path("bad-data/<int:pk>/", views_baddata.bad_data_detail, name="baddata"),
+    path("bad-data/<int:pk>/edit/", views_baddata.bad_data_edit, name="baddata-edit"),
+    path("bad-data/<int:pk>/status/", views_baddata.bad_data_status, name="baddata-status"),
+    path("bad-data/from-failure/<int:error_id>/", views_baddata.bad_data_from_failure, name="baddata-from-failure"),
 ]

@@ -39,6 +39,23 @@ def access_flag(user, pk: Any, action: str = "view") -> ExposureFlag:
     return flag
 
 
+def require_flag_writer(user) -> None:
+    """403 for those who may read flags but not write them (the API checks before parsing a body)."""
+    if not _may_change(user):
+        raise PermissionDenied("Only staff members can write exposure flags.")
+
+
+def require_bad_data_writer(user) -> None:
+    if not _may_change(user):
+        raise PermissionDenied("Only staff members can change the bad-data register.")
+
+
+def _may_change(user) -> bool:
+    from core.roles import is_staff_member
+
+    return is_staff_member(user)
+
+
 def flag_history(*, flag: ExposureFlag) -> list[ExposureFlag]:
     """Every message of ``flag``'s line of edits, oldest first: its ancestors, itself and its descendants."""
     chain = [flag]

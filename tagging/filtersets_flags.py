@@ -95,16 +95,14 @@ class FlagFilterSet(django_filters.FilterSet):
     message_text = django_filters.CharFilter(lookup_expr="icontains", label="Text contains")
     user_ids = ValuesFilter(field_name="user_id", label="Users")
     user_agents = ValuesFilter(field_name="user_agent", label="User agents")
-    tags = django_filters.Filter(field_class=ValuesField, method="any_tag", label="Tags (any of)")
+    tags = ValuesFilter(method="any_tag", label="Tags (any of)")
     exposure_flags = ValuesFilter(field_name="exposure_flag", allowed=tuple(ExposureFlagValue.values), label="Flags")
     is_human = BooleanOrAnyFilter()
     is_valid = BooleanOrAnyFilter()
     has_parent_id = BooleanOrAnyFilter(method="has_parent", label="Is an edit")
     min_date_added = django_filters.IsoDateTimeFilter(field_name="date_added", lookup_expr="gte")
     max_date_added = django_filters.IsoDateTimeFilter(field_name="date_added", lookup_expr="lt")
-    order_by = django_filters.Filter(
-        field_class=ValuesField, method="ordering", allowed=FLAG_ORDER_FIELDS, signed=True, label="Order by"
-    )
+    order_by = ValuesFilter(method="ordering", allowed=FLAG_ORDER_FIELDS, signed=True, label="Order by")
 
     class Meta:
         model = ExposureFlag

@@ -8,11 +8,6 @@ import uuid
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from campaigns import services as campaign_services
-from campaigns.execution import campaign_launch
-from campaigns.execution.runner import submission_claim, submission_record_prepared, submission_record_result
-from campaigns.models import QuantumError
-from lsst_adapter.bps import FailedQuantum, GroupProgress, PreparedWorkflow
 from tagging.models import BadDataEvent, BadDataRecord
 from tagging.selectors_flags import bad_data_detectors, bad_data_exposures
 from tagging.services.baddata import (
@@ -21,53 +16,16 @@ from tagging.services.baddata import (
     bad_data_from_failure,
     bad_data_set_status,
 )
-from tests.conftest import definition
 
 from .helpers import NIGHT, NIGHT2, exposure_id
 
 pytestmark = pytest.mark.django_db
-
-FAIL_ID = {"instrument": "DemoCam", "exposure": exposure_id(151), "detector": 1}
 
 
 def record(user, data_id=None, **extra) -> BadDataRecord:
     fields = {"summary": "Saturated amplifier", "data_id": data_id}
     fields.update(extra)
     return bad_data_add(user=user, repo_label="demo", **fields)
-
-
-@pytest.fixture
-def failed_quantum(owner, butler_repo, settings, tmp_path) -> QuantumError:
-    """A failed quantum recorded by the executor's own functions (the run's outcome given, as in its tests)."""
-    settings.CM_SUBMIT_ROOT = tmp_path / "submit"
-    campaign = campaign_services.campaign_create(
-        user=owner,
-        data=definition(
-            name=f"bad-{uuid.uuid4().hex[:6]}",
-            data_query="exposure.observation_type = 'science' AND detector IN (0, 1) AND exposure.seq_num IN (150, 151)",
-        ),
-    )
-    campaign_launch(user=owner, campaign_id=campaign.pk)
-    group = campaign.steps.order_by("position").first().groups.order_by("position").first()
-    sub = submission_claim(group_id=group.pk, task_id="t1", worker_name="w@h")
-    prepared = PreparedWorkflow(
-        run_name="r",
-        submit_dir=sub.submit_dir,
-        qgraph_file=f"{sub.submit_dir}/g.qg",
-        quanta=4,
-        quanta_by_task={"isr": 4},
-        jobs=6,
-        wms_service_class="lsst.ctrl.bps.parsl.ParslService",
-        butler_config="repo",
-        output=sub.output_collection,
-        output_run=sub.run_collection,
-        prepare_seconds=0.1,
-    )
-    assert submission_record_prepared(submission_id=sub.pk, prepared=prepared)
-    failure = FailedQuantum("isr", dict(FAIL_ID), "InjectedFailure", "Saturated amp C10\nmore", log="/tmp/job.log")
-    progress = GroupProgress(total=4, succeeded=3, failed=1, state="FAILED", finished=True, failures=[failure])
-    submission_record_result(submission_id=sub.pk, progress=progress)
-    return QuantumError.objects.get(submission=sub)
 
 
 def test_a_record_keeps_the_checked_data_id_in_typed_columns(owner, butler_repo):

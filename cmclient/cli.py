@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from . import __version__
+from . import __version__, commands_flags
 from .client import ApiError, Client, save_config, upload_problems
 
 MAX_PROBLEM_LINES = 20
@@ -1346,6 +1346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", metavar="TEXT", help="text in the target name")
     p.add_argument("--search", metavar="TEXT", help="obs_id or exposure id")
     p.add_argument("--limit", type=int, default=200, metavar="N", help="show at most N exposures (default 200)")
+    commands_flags.register(commands, common)
     return parser
 
 

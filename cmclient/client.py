@@ -41,6 +41,8 @@ from typing import Any
 
 import requests
 
+from .flags import FlagsMixin
+
 __all__ = ["ApiError", "Client", "config_path", "load_config", "problem_text", "save_config", "upload_problems"]
 
 API_PREFIX = "/api/v1/"
@@ -180,7 +182,7 @@ def _connection_reason(exc: Exception) -> str:
 # --- the client ----------------------------------------------------------------------------------
 
 
-class Client:
+class Client(FlagsMixin):
     """The campaign manager API at ``url``, authenticated with an API ``token``.
 
     ``url`` and ``token`` default to ``$CM_URL`` and ``$CM_TOKEN``, else to the

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core.errors import ConflictError, InputError
@@ -25,6 +25,8 @@ from ..models import ButlerRepo, Exposure, ExposureFlag, ExposureFlagValue
 TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 URL_RE = re.compile(r"^https?://\S+$")
 MAX_PROBLEMS = 50
+FLAG_VALUES = frozenset(ExposureFlagValue.values)
+ANALYZE_AFTER = 5_000  # an import of at least this many new messages refreshes the table's planner statistics
 # The keys of an exposure-log message (``site_id`` is accepted and not kept: this is one site).
 IMPORT_REQUIRED = (
     "id",
@@ -350,7 +352,7 @@ def _check_message(index: int, raw: Any, problems: list[dict]) -> dict | None:
     take("is_valid", lambda v: v if isinstance(v, bool) else _BAD, "must be true or false")
     take(
         "exposure_flag",
-        lambda v: v if v in ExposureFlagValue.values else _BAD,
+        lambda v: v if v in FLAG_VALUES else _BAD,
         f"must be one of {', '.join(ExposureFlagValue.values)}",
     )
     take("date_added", _parse_datetime, "must be an ISO 8601 date")
@@ -434,7 +436,11 @@ def flag_import(*, user, repo_label: str, data: bytes | str | list) -> dict[str,
                 }
             )
         seen.setdefault(m["id"], index)
-    existing = {f.pk: f for f in ExposureFlag.objects.filter(pk__in=ids)}
+    # Plain values, not model instances: a re-import of a large export is mostly this lookup.
+    existing = {
+        row["id"]: row
+        for row in ExposureFlag.objects.filter(pk__in=ids).values("id", *_COMPARED_ON_REIMPORT, *_MUTABLE_ON_REIMPORT)
+    }
     parents_here = set(
         ExposureFlag.objects.filter(pk__in=[m["parent_id"] for _, m in messages if m["parent_id"]]).values_list(
             "pk", flat=True
@@ -463,7 +469,7 @@ def flag_import(*, user, repo_label: str, data: bytes | str | list) -> dict[str,
         old = existing.get(m["id"])
         if old is not None:
             for field in _COMPARED_ON_REIMPORT:
-                mine = getattr(old, field)
+                mine = old[field]
                 if field == "message_text":
                     mine, theirs = mine, m[field].strip()
                 else:
@@ -478,23 +484,23 @@ def flag_import(*, user, repo_label: str, data: bytes | str | list) -> dict[str,
                         }
                     )
     # Exposures: the repo's mirror gives the exposure id; day_obs and seq_num must agree with it.
-    mirror = {
-        (e.instrument, e.obs_id): e
-        for e in Exposure.objects.filter(repo=repo, obs_id__in={m["obs_id"] for _, m in messages}).only(
-            "instrument", "obs_id", "exposure_id", "day_obs", "seq_num"
-        )
+    mirror: dict[tuple[str, str], dict[str, int]] = {
+        (instrument, obs_id): {"exposure_id": exposure_id, "day_obs": day_obs, "seq_num": seq_num}
+        for instrument, obs_id, exposure_id, day_obs, seq_num in Exposure.objects.filter(
+            repo=repo, obs_id__in={m["obs_id"] for _, m in messages}
+        ).values_list("instrument", "obs_id", "exposure_id", "day_obs", "seq_num")
     }
     for index, m in messages:
         e = mirror.get((m["instrument"], m["obs_id"]))
         if e is not None:
             for field in ("day_obs", "seq_num"):
-                if getattr(e, field) != m[field]:
+                if e[field] != m[field]:
                     problems.append(
                         {
                             "where": f"index {index}",
                             "index": index,
                             "key": field,
-                            "message": f"{m['obs_id']} has {field} {getattr(e, field)} in repo {repo.label}, not {m[field]}",
+                            "message": f"{m['obs_id']} has {field} {e[field]} in repo {repo.label}, not {m[field]}",
                         }
                     )
     if problems:
@@ -510,8 +516,8 @@ def flag_import(*, user, repo_label: str, data: bytes | str | list) -> dict[str,
         e = mirror.get((m["instrument"], m["obs_id"]))
         old = existing.get(m["id"])
         if old is not None:
-            if (old.is_valid, old.date_invalidated) != (m["is_valid"], m["date_invalidated"]):
-                ExposureFlag.objects.filter(pk=old.pk).update(
+            if (old["is_valid"], old["date_invalidated"]) != (m["is_valid"], m["date_invalidated"]):
+                ExposureFlag.objects.filter(pk=old["id"]).update(
                     is_valid=m["is_valid"], date_invalidated=m["date_invalidated"]
                 )
                 counts["updated"] += 1
@@ -528,7 +534,7 @@ def flag_import(*, user, repo_label: str, data: bytes | str | list) -> dict[str,
                 obs_id=m["obs_id"],
                 day_obs=m["day_obs"],
                 seq_num=m["seq_num"],
-                exposure=e.exposure_id if e is not None else m["day_obs"] * 100_000 + m["seq_num"],
+                exposure=e["exposure_id"] if e is not None else m["day_obs"] * 100_000 + m["seq_num"],
                 message_text=m["message_text"].strip(),
                 level=m["level"],
                 tags=m["tags"],
@@ -546,4 +552,9 @@ def flag_import(*, user, repo_label: str, data: bytes | str | list) -> dict[str,
     # Parent foreign keys are checked at commit (deferred on PostgreSQL), so the order does not matter.
     ExposureFlag.objects.bulk_create(new, batch_size=1000)
     counts["created"] = len(new)
+    if len(new) >= ANALYZE_AFTER:
+        # Fresh statistics: with the planner's stale estimate (a few rows) the exclusion subqueries
+        # (junk_exposures) ran as nested loops, 22 s instead of 50 ms for 20,000 flags.
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(ExposureFlag._meta.db_table)}")
     return counts

@@ -133,3 +133,21 @@ def test_science_users_cannot_import(science_user, butler_repo):
     with pytest.raises(PermissionDenied):
         flag_import(user=science_user, repo_label="demo", data=SAMPLE.read_bytes())
     assert ExposureFlag.objects.count() == 0
+
+
+def test_a_large_import_refreshes_the_planner_statistics(owner, butler_repo, monkeypatch):
+    """Stale statistics made the exclusion subquery a nested loop (22 s instead of 50 ms for 20,000 flags)."""
+    from django.db import connection
+
+    from tagging.services import flags as flag_services
+
+    def estimated_rows() -> float:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [ExposureFlag._meta.db_table])
+            return cursor.fetchone()[0]
+
+    if connection.vendor != "postgresql":
+        pytest.skip("planner statistics are PostgreSQL's")
+    monkeypatch.setattr(flag_services, "ANALYZE_AFTER", 2)
+    flag_import(user=owner, repo_label="demo", data=SAMPLE.read_bytes())
+    assert estimated_rows() == 2

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from . import __version__, commands_selection
+from . import __version__, commands_flags, commands_selection
 from .client import ApiError, Client, save_config, upload_problems
 
 MAX_PROBLEM_LINES = 20
@@ -1357,6 +1357,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_tags(commands)
     commands_selection.register(commands, common)
     __import__("cmclient.commands_metrics").commands_metrics.register(commands, common)
+    commands_flags.register(commands, common)
     return parser
 
 

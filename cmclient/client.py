@@ -41,6 +41,7 @@ from typing import Any
 
 import requests
 
+from .flags import FlagsMixin
 from .metrics import MetricsMixin
 from .selections import SelectionsMixin
 from .tags import TagTablesMixin
@@ -184,7 +185,7 @@ def _connection_reason(exc: Exception) -> str:
 # --- the client ----------------------------------------------------------------------------------
 
 
-class Client(TagTablesMixin, SelectionsMixin, MetricsMixin):
+class Client(TagTablesMixin, SelectionsMixin, MetricsMixin, FlagsMixin):
     """The campaign manager API at ``url``, authenticated with an API ``token``.
 
     ``url`` and ``token`` default to ``$CM_URL`` and ``$CM_TOKEN``, else to the

@@ -495,6 +495,21 @@ class ExposureFlagValue(models.TextChoices):
     QUESTIONABLE = "questionable", "Questionable"
 
 
+class SharedRecordQuerySet(models.QuerySet):
+    """Permission gate of shared, non-private records (flags, bad data): every logged-in user views, staff change."""
+
+    def restrict(self, user, action: str = "view"):
+        from core.roles import is_staff_member
+
+        if action not in ("view", "change"):
+            raise ValueError(f"Unknown action {action!r}")
+        if user is None or not user.is_authenticated or not user.is_active:
+            return self.none()
+        if action == "change" and not is_staff_member(user):
+            return self.none()
+        return self
+
+
 class ExposureFlag(models.Model):
     """One exposure-log message. Editing makes a new message whose parent is the old one (which is invalidated);
     deleting only sets ``is_valid`` false. Field names follow Rubin's exposure log."""
@@ -529,6 +544,8 @@ class ExposureFlag(models.Model):
     date_invalidated = models.DateTimeField(null=True, blank=True)
     parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="children")
 
+    objects = SharedRecordQuerySet.as_manager()
+
     class Meta:
         ordering = ["-date_added", "id"]
         indexes = [
@@ -540,3 +557,92 @@ class ExposureFlag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.obs_id} {self.exposure_flag}: {self.message_text[:40]}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bad-data register: datasets or data IDs found bad during processing, followed until explained or fixed.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class BadDataStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    EXPLAINED = "explained", "Explained"
+    FIXED = "fixed", "Fixed"
+
+
+class BadDataSource(models.TextChoices):
+    MANUAL = "manual", "Recorded by hand"
+    FAILURE = "failure", "From a failed quantum"
+
+
+class BadDataRecord(models.Model):
+    """A data ID and/or a dataset found bad, its status (open, explained, fixed), explanation and links.
+
+    The data ID sits in typed columns (as in DataIdRow) plus its canonical ``key``, so a selection can
+    exclude it with plain SQL. A record made from a failed quantum keeps a copy of that error.
+    """
+
+    repo = models.ForeignKey(ButlerRepo, on_delete=models.PROTECT, related_name="bad_data")
+    summary = models.CharField(max_length=200, help_text="What is wrong, in one line.")
+    key = models.CharField(
+        max_length=200, blank=True, help_text="canonical data ID, e.g. 'instrument=DemoCam,exposure=2025112100156'"
+    )
+    dimensions = models.JSONField(default=list, blank=True, help_text="required dimensions of the data ID")
+    instrument = models.CharField(max_length=64, null=True, blank=True)
+    exposure = models.BigIntegerField(null=True, blank=True)
+    visit = models.BigIntegerField(null=True, blank=True)
+    detector = models.IntegerField(null=True, blank=True)
+    day_obs = models.IntegerField(null=True, blank=True)
+    band = models.CharField(max_length=16, null=True, blank=True)
+    physical_filter = models.CharField(max_length=64, null=True, blank=True)
+    skymap = models.CharField(max_length=64, null=True, blank=True)
+    tract = models.IntegerField(null=True, blank=True)
+    patch = models.IntegerField(null=True, blank=True)
+    dataset_type = models.CharField(max_length=200, blank=True)
+    dataset_id = models.UUIDField(null=True, blank=True)
+    collection = models.CharField(max_length=512, blank=True)
+    status = models.CharField(max_length=10, choices=BadDataStatus.choices, default=BadDataStatus.OPEN)
+    explanation = models.TextField(blank=True)
+    links = models.JSONField(default=list, blank=True, help_text="URLs: tickets, notebooks, plots")
+    source = models.CharField(max_length=10, choices=BadDataSource.choices, default=BadDataSource.MANUAL)
+    quantum_error = models.ForeignKey(
+        "campaigns.QuantumError", on_delete=models.SET_NULL, null=True, blank=True, related_name="bad_data"
+    )
+    source_detail = models.JSONField(
+        default=dict, blank=True, help_text="copy of the failure: campaign, group, attempt, task, exception, message"
+    )
+    created_by = models.ForeignKey("auth.User", on_delete=models.PROTECT, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = SharedRecordQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated", "-pk"]
+        indexes = [
+            models.Index(fields=["repo", "status"], name="baddata_repo_status"),
+            models.Index(fields=["repo", "exposure", "detector"], name="baddata_exp_det"),
+            models.Index(fields=["repo", "visit", "detector"], name="baddata_visit_det"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key or self.dataset_id or self.pk} ({self.status})"
+
+
+class BadDataEvent(models.Model):
+    """One change of a bad-data record: created, status change or edit; who, when, what and why."""
+
+    record = models.ForeignKey(BadDataRecord, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=16, help_text="created, status or edited")
+    from_status = models.CharField(max_length=10, choices=BadDataStatus.choices, blank=True)
+    to_status = models.CharField(max_length=10, choices=BadDataStatus.choices, blank=True)
+    changes = models.JSONField(default=dict, blank=True, help_text="{field: [old, new]}")
+    comment = models.TextField(blank=True)
+    user = models.ForeignKey("auth.User", on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.record_id} {self.action} by {self.user_id}"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_selection, views_tagtables
+from . import views, views_baddata, views_flags, views_selection, views_tagtables
 
 app_name = "tagging"
 
@@ -28,4 +28,17 @@ urlpatterns = [
     # The selection builder.
     path("selections/", views_selection.selection_builder, name="selection-builder"),
     path("sets/<int:pk>/rerun/", views_selection.selection_rerun, name="selection-rerun"),
+    # Exposure flags and the bad-data register
+    path("repos/<str:label>/exposures/<int:exposure_id>/flags/", views_flags.flag_add, name="flag-add"),
+    path("flags/", views_flags.flag_list, name="flags"),
+    path("flags/import/", views_flags.flag_import, name="flag-import"),
+    path("flags/<uuid:pk>/", views_flags.flag_detail, name="flag"),
+    path("flags/<uuid:pk>/edit/", views_flags.flag_edit, name="flag-edit"),
+    path("flags/<uuid:pk>/invalidate/", views_flags.flag_invalidate, name="flag-invalidate"),
+    path("bad-data/", views_baddata.bad_data_list, name="baddata-list"),
+    path("bad-data/new/", views_baddata.bad_data_create, name="baddata-create"),
+    path("bad-data/<int:pk>/", views_baddata.bad_data_detail, name="baddata"),
+    path("bad-data/<int:pk>/edit/", views_baddata.bad_data_edit, name="baddata-edit"),
+    path("bad-data/<int:pk>/status/", views_baddata.bad_data_status, name="baddata-status"),
+    path("bad-data/from-failure/<int:error_id>/", views_baddata.bad_data_from_failure, name="baddata-from-failure"),
 ]

@@ -46,10 +46,18 @@ def exposure_list(request: HttpRequest, label: str) -> HttpResponse:
 def exposure_detail(request: HttpRequest, label: str, exposure_id: int) -> HttpResponse:
     repo = selectors.butler_repo_get(label=label)
     exposure = selectors.exposure_get(repo=repo, exposure_id=exposure_id)
+    from .views_flags import exposure_sections
+
     return render(
         request,
         "tagging/exposure_detail.html",
-        {"repo": repo, "exposure": exposure, "detectors": selectors.detector_list(repo=repo), "active": "exposures"},
+        {
+            "repo": repo,
+            "exposure": exposure,
+            "detectors": selectors.detector_list(repo=repo),
+            "active": "exposures",
+            **exposure_sections(request, exposure),
+        },
     )
 
 

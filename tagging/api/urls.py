@@ -1,5 +1,6 @@
 from rest_framework.routers import DefaultRouter
 
+from .flags import BadDataViewSet, FlagViewSet
 from .tagtables import TagTableViewSet
 from .views import ButlerRepoViewSet, DataIdSetViewSet, ExposureViewSet
 
@@ -8,6 +9,9 @@ router.register("butler-repos", ButlerRepoViewSet, basename="butlerrepo")
 router.register("exposures", ExposureViewSet, basename="exposure")
 router.register("dataid-sets", DataIdSetViewSet, basename="dataidset")
 router.register("tag-tables", TagTableViewSet, basename="tagtable")
+
+router.register("flags", FlagViewSet, basename="flag")
+router.register("bad-data", BadDataViewSet, basename="baddata")
 
 urlpatterns = router.urls
 

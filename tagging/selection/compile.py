@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.apps import apps
 from django.http import Http404
 
 from core.errors import InputError
@@ -413,27 +412,22 @@ def _flag_predicate(term: dict[str, Any], path: str) -> Predicate:
 
 
 def bad_data_predicate(term: dict[str, Any], keys: list[str], path: str) -> Predicate:
-    """HOOK for the bad-data register: data IDs with a record of the given statuses.
+    """Data IDs with a bad-data record (tagging.BadDataRecord) in one of the term's statuses.
 
-    It expects a model ``tagging.BadDataRecord`` with ``status`` and the data-ID columns ``instrument``,
-    ``exposure``, ``visit``, ``detector`` (a null detector meaning every detector). Until that model
-    exists, a ``bad_data`` term is refused with a clear message; wiring it is this one function."""
-    try:
-        model: Any = apps.get_model("tagging", "BadDataRecord")  # type: ignore[misc]  # arrives with the register
-    except LookupError:
-        message = f"{path}.bad_data: the bad-data register is not available in this installation yet."
-        raise RecipeError(message, [{"where": f"{path}.bad_data", "key": "bad_data", "message": message}]) from None
-    names = {f.name for f in model._meta.get_fields()}
-    match = ["b.instrument = e.instrument"] if "instrument" in names else []
-    if "exposure" in names:
-        match.append("b.exposure = e.exposure_id")
-    elif "visit" in names:
-        match.append("b.visit = e.visit_id")
-    if "detector" in names and "detector" in keys:
+    A record names an exposure, or a visit (one-to-one with its exposure); a record without a detector
+    covers every detector of it, one with a detector only that detector when the selection has detectors
+    (and the whole exposure when it does not)."""
+    from tagging.models import BadDataRecord
+
+    match = [
+        "b.repo_id = e.repo_id",
+        "(b.exposure = e.exposure_id OR (b.exposure IS NULL AND b.visit IS NOT NULL AND b.visit = e.visit_id))",
+    ]
+    if "detector" in keys:
         match.append("(b.detector IS NULL OR b.detector = d.detector_id)")
     statuses = term["bad_data"]
     return Predicate(
-        f"EXISTS (SELECT 1 FROM {model._meta.db_table} b WHERE {' AND '.join(match)} "
+        f"EXISTS (SELECT 1 FROM {BadDataRecord._meta.db_table} b WHERE {' AND '.join(match)} "
         f"AND b.status IN ({', '.join(['%s'] * len(statuses))}))",
         list(statuses),
         path,

@@ -26,8 +26,9 @@ def exposure_page(client, user, exposure_id: int, queries=None) -> str:
 def test_exposure_page_lists_every_campaign_that_measured_it_with_its_metric_values(
     client, owner, campaign_a, campaign_b, django_assert_num_queries
 ):
-    # The page's own six queries and three for the section, however many campaigns and values.
-    section = exposure_page(client, owner, factories.exposure_id(20251121, 2), django_assert_num_queries(9))
+    # The page with its flag, bad-data, tag-row and set sections, and three for this section, however many
+    # campaigns and values.
+    section = exposure_page(client, owner, factories.exposure_id(20251121, 2), django_assert_num_queries(13))
     assert 'data-campaign="psf-a"' in section and 'data-campaign="psf-b"' in section
     assert "demo.psf_fwhm" in section
     assert "0.7240" in section  # mean of psf-a over 9 detectors: 0.72 + 0.004

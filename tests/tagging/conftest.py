@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from campaigns.models import QuantumError
 from tagging.models import DataIdSetVersion
 from tagging.services import UploadSource, dataidset_create
 
@@ -43,3 +44,48 @@ def make_set(butler_repo, owner) -> Callable[..., DataIdSetVersion]:
         )
 
     return make
+
+
+FAIL_ID = {"instrument": "DemoCam", "exposure": 2025112100151, "detector": 1}
+
+
+@pytest.fixture
+def failed_quantum(owner, butler_repo, settings, tmp_path) -> QuantumError:
+    """A failed quantum recorded by the executor's own functions (the run's outcome given, as in its tests)."""
+    import uuid
+
+    from campaigns import services as campaign_services
+    from campaigns.execution import campaign_launch
+    from campaigns.execution.runner import submission_claim, submission_record_prepared, submission_record_result
+    from lsst_adapter.bps import FailedQuantum, GroupProgress, PreparedWorkflow
+    from tests.conftest import definition
+
+    settings.CM_SUBMIT_ROOT = tmp_path / "submit"
+    campaign = campaign_services.campaign_create(
+        user=owner,
+        data=definition(
+            name=f"bad-{uuid.uuid4().hex[:6]}",
+            data_query="exposure.observation_type = 'science' AND detector IN (0, 1) AND exposure.seq_num IN (150, 151)",
+        ),
+    )
+    campaign_launch(user=owner, campaign_id=campaign.pk)
+    group = campaign.steps.order_by("position").first().groups.order_by("position").first()
+    sub = submission_claim(group_id=group.pk, task_id="t1", worker_name="w@h")
+    prepared = PreparedWorkflow(
+        run_name="r",
+        submit_dir=sub.submit_dir,
+        qgraph_file=f"{sub.submit_dir}/g.qg",
+        quanta=4,
+        quanta_by_task={"isr": 4},
+        jobs=6,
+        wms_service_class="lsst.ctrl.bps.parsl.ParslService",
+        butler_config="repo",
+        output=sub.output_collection,
+        output_run=sub.run_collection,
+        prepare_seconds=0.1,
+    )
+    assert submission_record_prepared(submission_id=sub.pk, prepared=prepared)
+    failure = FailedQuantum("isr", dict(FAIL_ID), "InjectedFailure", "Saturated amp C10\nmore", log="/tmp/job.log")
+    progress = GroupProgress(total=4, succeeded=3, failed=1, state="FAILED", finished=True, failures=[failure])
+    submission_record_result(submission_id=sub.pk, progress=progress)
+    return QuantumError.objects.get(submission=sub)

@@ -221,9 +221,39 @@ def test_a_bad_condition_is_refused_naming_the_term_and_column(world, owner):
     assert caught.value.message.startswith("terms[0].condition: No column named 'fwhm'")
 
 
-def test_bad_data_term_says_the_register_is_not_there_yet(butler_repo, owner):
-    with pytest.raises(RecipeError, match=r"terms\[0\].bad_data: the bad-data register is not available"):
-        selection_count(user=owner, recipe={"repo": "demo", "terms": [{"mode": "exclude", "bad_data": ["open"]}]})
+def test_bad_data_term_excludes_what_the_register_holds_open(butler_repo, owner):
+    from tagging.services.baddata import bad_data_add, bad_data_set_status
+
+    whole = exposure_id(150, NIGHT)
+    one_detector = exposure_id(151, NIGHT)
+    fixed = exposure_id(152, NIGHT)
+    bad_data_add(user=owner, repo_label="demo", summary="shutter", data_id={"instrument": "DemoCam", "exposure": whole})
+    bad_data_add(
+        user=owner,
+        repo_label="demo",
+        summary="hot amp",
+        data_id={"instrument": "DemoCam", "exposure": one_detector, "detector": 4},
+    )
+    record = bad_data_add(
+        user=owner, repo_label="demo", summary="was bad", data_id={"instrument": "DemoCam", "exposure": fixed}
+    )
+    bad_data_set_status(user=owner, record_id=record.pk, status="explained", explanation="ghost")
+    bad_data_set_status(user=owner, record_id=record.pk, status="fixed", explanation="ghost")
+    science = {"where": f"{SCIENCE} AND day_obs = {NIGHT}"}
+    exclude = {"mode": "exclude", "bad_data": ["open", "explained"]}
+
+    per_exposure = selection_count(user=owner, recipe={"repo": "demo", "terms": [science, exclude]})
+    # A record of one detector leaves its whole exposure out of a selection of exposures; fixed ones stay in.
+    assert per_exposure["count"] == 2
+    assert sorted(r["exposure"] for r in per_exposure["preview"]) == [exposure_id(152, NIGHT), exposure_id(153, NIGHT)]
+
+    per_detector = selection_count(
+        user=owner, recipe={"repo": "demo", "dimensions": ["exposure", "detector"], "terms": [science, exclude]}
+    )
+    # 4 exposures x 9 detectors, minus the whole exposure (9) and one detector of another (1).
+    assert per_detector["count"] == 4 * 9 - 9 - 1
+    kept = {(r["exposure"], r["detector"]) for r in per_detector["preview"]}
+    assert (whole, 0) not in kept and (one_detector, 4) not in kept
 
 
 # --- sampling ----------------------------------------------------------------------------------------

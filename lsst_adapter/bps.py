@@ -59,6 +59,7 @@ __all__ = [
     "SubmitResult",
     "WorkflowError",
     "build_submit_config",
+    "cancel",
     "job_environment",
     "load_prepared",
     "prepare",
@@ -785,6 +786,10 @@ _JOB_COLUMNS = {
 _SPECIAL_JOBS = frozenset({"pipetaskInit", "finalJob", "mergeExecutionButler"})
 
 
+def _service_fqn(wms: str, service_class: str | type | None) -> str | type:
+    return service_class or WMS_SERVICE_CLASSES[wms]
+
+
 def report(
     wms: str,
     run_id: str,
@@ -792,16 +797,23 @@ def report(
     service_class: str | type | None = None,
     hist: float = 7,
 ) -> GroupProgress:
-    """Job counts of a submitted run from the WMS (``BaseWmsService.report``); ``unit`` is "jobs".
+    """Job counts of a submitted run from the WMS, through ctrl_bps's report API; ``unit`` is "jobs".
 
-    ``service_class`` replaces the class that ``wms`` names (a dotted name or the class itself;
-    tests pass a fake). pipetaskInit and finalJob are left out of the counts; if one of them
-    failed, it is listed in ``failures``. With single-quantum clustering (the default) a
-    job is a quantum.
+    ``lsst.ctrl.bps.report.retrieve_report`` asks the plugin's ``report`` (HTCondor: the schedd
+    and the DAGMan files of the submit directory; PanDA: iDDS). ``service_class`` replaces the
+    class that ``wms`` names (a dotted name, or a class, which is then asked directly). pipetaskInit
+    and finalJob are left out of the counts; a failed one is listed in ``failures``. With
+    single-quantum clustering (the default) a job is a quantum. A run the plugin calls
+    SUCCEEDED although jobs failed (PanDA's "SubFinished") is FAILED here.
     """
-    fqn = service_class or WMS_SERVICE_CLASSES[wms]
-    service = _service(fqn, {})
-    runs, message = service.report(wms_workflow_id=run_id, hist=hist, return_exit_codes=True)
+    fqn = _service_fqn(wms, service_class)
+    if isinstance(fqn, str):
+        from lsst.ctrl.bps.report import retrieve_report
+
+        runs, messages = retrieve_report(fqn, run_id=run_id, hist=hist, return_exit_codes=True)
+        message = "\n".join(messages)
+    else:
+        runs, message = _service(fqn, {}).report(wms_workflow_id=run_id, hist=hist, return_exit_codes=True)
     if not runs:
         return GroupProgress(total=0, state="UNKNOWN", unit="jobs", message=message or f"No run {run_id}.")
     run = runs[0]
@@ -841,10 +853,44 @@ def report(
         result.running += counts["running"]
         result.pending += counts["pending"]
         result.blocked += counts["blocked"]
+    if run.job_summary and not run.jobs:
+        for label, counts in result.by_task.items():
+            if counts["failed"]:
+                exit_codes = (run.exit_code_summary or {}).get(label, [])
+                result.failures.append(
+                    FailedQuantum(
+                        task_label=label,
+                        data_id={},
+                        exception_type="JobFailed",
+                        message=f"{counts['failed']} {label} job(s) failed"
+                        + (f"; exit codes: {exit_codes}" if exit_codes else ""),
+                    )
+                )
     state = run.state.name if run.state is not None else None
     result.finished = state in ("SUCCEEDED", "FAILED", "DELETED")
+    if state == "SUCCEEDED" and (result.failed or result.blocked or result.failures):
+        state = "FAILED"
     result.state = state or _group_state(result)
     return result
+
+
+def cancel(wms: str, run_id: str, *, service_class: str | None = None) -> tuple[bool, str]:
+    """Cancel a submitted run through ctrl_bps's cancel API (``lsst.ctrl.bps.cancel.cancel``).
+
+    ctrl_bps lists the run with the plugin's ``list_submitted_jobs`` and calls its ``cancel``
+    (HTCondor: ``condor_rm`` of the DAGMan job; PanDA: iDDS abort). It prints what happened;
+    that text is returned with whether the run was cancelled.
+    """
+    import io
+
+    from lsst.ctrl.bps.cancel import cancel as bps_cancel
+
+    fqn = str(_service_fqn(wms, service_class))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        bps_cancel(fqn, wms_id=run_id, require_bps=True)
+    text = out.getvalue().strip()
+    return "Successfully canceled" in text, text
 
 
 # --------------------------------------------------------------------------------------

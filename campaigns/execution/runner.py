@@ -520,6 +520,28 @@ def poll_running_groups() -> dict[str, int]:
     return {"polled": polled, "finished": finished}
 
 
+def submission_cancel_remote(*, submission_id: int) -> str:
+    """Ask the WMS to cancel a cancelled submission's run (ctrl_bps cancel API); record its answer.
+
+    Safe to run twice: cancelling a run that is gone only records the WMS's answer again.
+    """
+    from lsst_adapter import bps
+
+    submission = Submission.objects.filter(pk=submission_id).first()
+    if submission is None or not submission.wms_run_id or submission.wms in BLOCKING_WMS:
+        return "nothing to cancel"
+    try:
+        cancelled, text = bps.cancel(submission.wms, submission.wms_run_id)
+    except Exception as exc:  # the WMS raises many kinds; record it for the operator
+        cancelled, text = False, f"{type(exc).__name__}: {exc}"
+    note = f"WMS cancel of {submission.wms} run {submission.wms_run_id}: " + (
+        "done" if cancelled else f"not confirmed ({text or 'no answer'})"
+    )
+    Submission.objects.filter(pk=submission_id).update(error=f"{submission.error}\n{note}".strip()[:4000])
+    logger.info(note)
+    return "cancelled" if cancelled else "not cancelled"
+
+
 # --------------------------------------------------------------------------------------
 # Reconciliation after a lost worker
 # --------------------------------------------------------------------------------------

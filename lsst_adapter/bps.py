@@ -369,9 +369,26 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return base
 
 
+_TEMPLATES: dict[str, tuple[float, int, Any]] = {}
+
+
+def _load_template(template_path: str | Path) -> Any:
+    """The parsed template, re-read only when its file changed (mtime, size).
+
+    Shared between calls: callers must not change it (``_fill`` builds new containers).
+    """
+    path = Path(template_path)
+    stat = path.stat()
+    cached = _TEMPLATES.get(str(path))
+    if cached is None or cached[:2] != (stat.st_mtime, stat.st_size):
+        cached = (stat.st_mtime, stat.st_size, yaml.safe_load(path.read_text()))
+        _TEMPLATES[str(path)] = cached
+    return cached[2]
+
+
 def build_submit_config(spec: GroupSubmitSpec, template_path: str | Path = TEMPLATE_PATH) -> dict[str, Any]:
     """The submit file as a dict: the template with the spec's values, then ``spec.extra`` merged on top."""
-    template = yaml.safe_load(Path(template_path).read_text())
+    template = _load_template(template_path)
     config = _fill(template, _placeholder_values(spec))
     if not config["extraQgraphOptions"]:
         config["extraQgraphOptions"] = ""

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from ..choices import (
@@ -308,11 +309,12 @@ def _record_failure(submission: Submission, failure: Any, *, rule: ErrorRule | N
 
 
 def submission_record_result(
-    *, submission_id: int, progress: Any | None, error: str = "", lost: bool = False
+    *, submission_id: int, progress: Any | None, error: str = "", lost: bool = False, roll: bool = True
 ) -> Submission | None:
     """Record how a submission ended: counts, failed quanta, error rules, group state; then roll up.
 
-    Safe to call twice: only a submission still submitting/running is recorded.
+    Safe to call twice: only a submission still submitting/running is recorded. ``roll=False``
+    leaves the roll-up to the caller (the poll rolls up each campaign once, after all its results).
     """
     from .services import queue_attempt
 
@@ -395,7 +397,8 @@ def submission_record_result(
                 reason=f"automatic retry (error rule #{rule_used.pk}: /{rule_used.message_regex}/)",
                 campaign=campaign,
             )
-        roll_up(campaign_id)
+        if roll:
+            roll_up(campaign_id)
     submission.refresh_from_db()
     return submission
 
@@ -491,8 +494,12 @@ def poll_running_groups() -> dict[str, int]:
 
     polled = finished = 0
     remote = (
-        Submission.objects.filter(state=SubmissionState.RUNNING).exclude(wms__in=BLOCKING_WMS).exclude(wms_run_id="")
+        Submission.objects.filter(state=SubmissionState.RUNNING)
+        .exclude(wms__in=BLOCKING_WMS)
+        .exclude(wms_run_id="")
+        .annotate(campaign_id=F("group__step__campaign_id"))
     )
+    touched: set[int] = set()
     for submission in remote:
         try:
             progress = bps.report(submission.wms, submission.wms_run_id)
@@ -501,21 +508,24 @@ def poll_running_groups() -> dict[str, int]:
             continue
         polled += 1
         if progress.finished or progress.state in ("SUCCEEDED", "FAILED", "DELETED"):
-            submission_record_result(submission_id=submission.pk, progress=progress)
+            submission_record_result(submission_id=submission.pk, progress=progress, roll=False)
+            touched.add(submission.campaign_id)
             finished += 1
         else:
             _record_progress(submission, progress)
+    for campaign_id in sorted(touched):  # once per campaign, not once per finished group
+        roll_up(campaign_id)
     stale = timezone.now() - timedelta(seconds=settings.CM_PROGRESS_INTERVAL_SECONDS)
     local = Submission.objects.filter(
         state__in=[SubmissionState.SUBMITTING, SubmissionState.RUNNING], wms__in=BLOCKING_WMS
     ).exclude(submit_dir="")
-    for submission in local.filter(last_progress__lt=stale) | local.filter(last_progress__isnull=True):
+    for parsl_run in local.filter(last_progress__lt=stale) | local.filter(last_progress__isnull=True):
         try:
-            progress = bps.progress(submission.submit_dir, with_failures=False)
+            progress = bps.progress(parsl_run.submit_dir, with_failures=False)
         except Exception as exc:  # the graph may not be written yet
-            logger.debug("No progress yet for %s: %s", submission, exc)
+            logger.debug("No progress yet for %s: %s", parsl_run, exc)
             continue
-        _record_progress(submission, progress)
+        _record_progress(parsl_run, progress)
         polled += 1
     return {"polled": polled, "finished": finished}
 

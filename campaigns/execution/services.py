@@ -134,17 +134,24 @@ def campaign_launch(*, user, campaign_id: int, comment: str = "") -> Campaign:
             raise ValidationError({"steps": f"Step {step.name} selects no data: its split made no groups."})
         plan.append((step, groups))
 
+    fields = ["position", "where", "status", "output_collection"]
     for step, groups in plan:
         existing = {g.name: g for g in step.groups.all()}
         Group.objects.filter(step=step).exclude(name__in=[g.name for g in groups]).delete()
+        new_groups: list[Group] = []
+        old_groups: list[Group] = []
         for position, planned in enumerate(groups):
             group = existing.get(planned.name) or Group(step=step, name=planned.name)
             group.position = position
             group.where = planned.where
             group.status = GroupStatus.WAITING
             group.output_collection = planning.group_collection(campaign, step, planned.name)
-            group.full_clean(exclude=["step"])
-            group.save()
+            # Field checks only: names are unique by construction (split rules refuse duplicates).
+            group.full_clean(exclude=["step"], validate_unique=False, validate_constraints=False)
+            (old_groups if group.pk else new_groups).append(group)
+        Group.objects.bulk_create(new_groups, batch_size=1000)
+        if old_groups:
+            Group.objects.bulk_update(old_groups, fields, batch_size=1000)
         step.output_collection = planning.step_collection(campaign, step)
         step.status = StepStatus.WAITING
         step.error = ""

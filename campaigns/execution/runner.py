@@ -91,7 +91,7 @@ def submission_claim(*, group_id: int, task_id: str = "", worker_name: str = "")
         if group is None:
             return None
         campaign = (
-            Campaign.objects.select_for_update()
+            Campaign.objects.select_for_update(of=("self",))  # not the repo's and owner's rows too
             .select_related("butler_repo", "owner")
             .filter(pk=group.step.campaign_id, status=CampaignStatus.RUNNING)
             .first()

@@ -125,7 +125,8 @@ def move_group(
 ) -> Group | None:
     """Move a group to ``to`` if it is in one of ``frm``; ``None`` (and no change) otherwise."""
     allowed = set(frm)
-    with transaction.atomic():
+    # No savepoint when called inside a transaction (two statements a move): an error here aborts the caller's.
+    with transaction.atomic(savepoint=False):
         group = Group.objects.select_for_update(of=("self",)).select_related("step__campaign").get(pk=group_id)
         old = group.status
         if old not in allowed:
@@ -218,7 +219,7 @@ def _promote(campaign: Campaign, step: Step, *, actor, reason: str) -> list[int]
 
 def ready_groups_of(step: Step, *, actor, reason: str, campaign: Campaign) -> list[int]:
     """Every waiting group of ``step`` → ready, in bulk: one transition row per group, one history entry."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         waiting = list(
             step.groups.select_for_update(of=("self",))
             .filter(status=GroupStatus.WAITING)

@@ -43,6 +43,14 @@ def poll_running_groups() -> dict:
     return poll()
 
 
+@shared_task(name="campaigns.tasks.wms_cancel", ignore_result=True)
+def wms_cancel(submission_id: int) -> str:
+    """Cancel a cancelled group's run on its remote WMS (HTCondor, PanDA) through ctrl_bps."""
+    from .execution.runner import submission_cancel_remote
+
+    return submission_cancel_remote(submission_id=submission_id)
+
+
 @shared_task(name="campaigns.tasks.reconcile_groups", ignore_result=True)
 def reconcile_groups() -> dict:
     """Reconcile groups whose worker died (from what the database and the submit directory say)."""

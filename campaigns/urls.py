@@ -11,6 +11,7 @@ urlpatterns = [
     path("recurring/<int:recurring_id>/", views.recurring_edit, name="recurring-edit"),
     path("recurring/<int:recurring_id>/<str:verb>/", views.recurring_action, name="recurring-action"),
     path("<int:pk>/run-panel/", views.campaign_run_panel, name="run-panel"),
+    path("<int:pk>/plan/", views.campaign_plan, name="plan"),
     path("<int:pk>/launch/", views.campaign_launch, name="launch"),
     path("<int:pk>/pause/", views.campaign_pause, name="pause"),
     path("<int:pk>/resume/", views.campaign_resume, name="resume"),

@@ -375,6 +375,25 @@ def _run_action(request: HttpRequest, pk: int, service, done: str) -> HttpRespon
     return redirect("campaigns:detail", pk=pk)
 
 
+def campaign_plan(request: HttpRequest, pk: int) -> HttpResponse:
+    """The launch plan: each step's groups, their selections and estimated quanta; Launch confirms it."""
+    from .execution.plan import campaign_plan as plan_of
+
+    campaign = selectors.access_campaign(request.user, pk, VIEW)
+    plan, error = None, ""
+    try:
+        plan = plan_of(user=request.user, campaign_id=campaign.pk)
+    except ValidationError as exc:
+        error = _error_text(exc)
+    context = {
+        "campaign": campaign,
+        "plan": plan,
+        "error": error,
+        "can_edit": selectors.campaign_can_change(request.user, campaign),
+    }
+    return render(request, "campaigns/plan.html", context)
+
+
 @require_POST
 def campaign_launch(request: HttpRequest, pk: int) -> HttpResponse:
     from .execution.services import campaign_launch as launch

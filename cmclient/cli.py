@@ -48,6 +48,7 @@ cm campaign edit NAME [--set FIELD=VALUE ...] [--from-yaml FILE|-] [--comment TE
 cm campaign clone NAME NEW_NAME [--comment TEXT]
 cm campaign export NAME [-o FILE]
 cm campaign status NAME [STATUS] [--comment TEXT]     (without STATUS: steps, groups and failures of the run)
+cm campaign plan NAME                  (groups and estimated quanta that launch would make)
 cm campaign launch|pause|resume NAME [--comment TEXT]
 cm campaign archive NAME [--comment TEXT]
 cm campaign restore NAME
@@ -906,6 +907,34 @@ def _run_status_text(status: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _plan_text(plan: dict[str, Any]) -> str:
+    lines = [
+        f"Plan of {plan['campaign']} ({plan['status']}): {plan['groups']} group(s), "
+        f"about {plan['quanta_total']} quanta (estimated from the registry)."
+    ]
+    for step in plan["steps"]:
+        bound = " (upper bound: its inputs come from an earlier step)" if step["upper_bound"] else ""
+        lines.append("")
+        lines.append(f"Step {step['name']}: {len(step['groups'])} group(s), {step['quanta_total']} quanta{bound}")
+        rows = []
+        for group in step["groups"]:
+            per_task = ", ".join(f"{k} {v}" for k, v in (group["quanta"] or {}).items()) or "not estimated"
+            total = group["quanta_total"] if group["quanta_total"] is not None else "-"
+            rows.append([group["name"], total, per_task, group["where"]])
+        lines.append(_table(["GROUP", "QUANTA", "PER TASK", "WHERE"], rows))
+    if plan.get("uncounted_groups"):
+        lines.append(f"\n{plan['uncounted_groups']} group(s) not estimated (CM_PLAN_MAX_COUNTED_GROUPS).")
+    if plan.get("launchable"):
+        lines.append(f"\n`cm campaign launch {plan['campaign']}` launches it.")
+    return "\n".join(lines)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    plan = _client(args).plan(args.name)
+    _print_json(plan) if args.json else _out(_plan_text(plan))
+    return 0
+
+
 def cmd_run_action(args: argparse.Namespace) -> int:
     client = _client(args)
     before = client.campaign(args.name)
@@ -1179,6 +1208,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(without it: the steps, groups, quanta counts and failures of the run)",
     )
     p.add_argument("--comment", help="recorded in the history")
+
+    p = add("plan", cmd_plan, "show the groups and estimated quanta that launch would make (changes nothing)")
+    p.add_argument("name", metavar="NAME")
 
     p = add("launch", cmd_run_action, "plan the steps into groups and start the steps that depend on nothing")
     p.add_argument("name", metavar="NAME")

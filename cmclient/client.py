@@ -444,6 +444,11 @@ class Client(TagTablesMixin, SelectionsMixin, MetricsMixin, FlagsMixin):
         """Resume a paused campaign: its ready groups are sent again; returns the campaign."""
         return self._campaign_action(name_or_id, "resume", comment)
 
+    def plan(self, name_or_id: str | int) -> dict[str, Any]:
+        """What launching a campaign would do, without doing it: each step's ``groups`` with their
+        ``where`` and estimated quanta per task (``quanta``, ``quanta_total``)."""
+        return self._json("GET", f"campaigns/{self.resolve(name_or_id)}/plan/")
+
     def run_status(self, name_or_id: str | int) -> dict[str, Any]:
         """Where a campaign's run stands: ``status``, ``progress`` (group counts), ``steps`` (each
         with its ``groups`` and their quanta counts) and ``failures`` (``by_rule``, ``by_task``)."""

@@ -228,3 +228,5 @@ CM_RECONCILE_REMOTE_STALE_SECONDS = env_int("CM_RECONCILE_REMOTE_STALE_SECONDS",
 CM_RECONCILE_READY_AFTER_SECONDS = env_int("CM_RECONCILE_READY_AFTER_SECONDS", 600)
 # Parsl progress counts are refreshed by poll_running_groups at most this often.
 CM_PROGRESS_INTERVAL_SECONDS = env_int("CM_PROGRESS_INTERVAL_SECONDS", 20)
+# The launch plan estimates quanta for at most this many groups (one registry query per task and group).
+CM_PLAN_MAX_COUNTED_GROUPS = env_int("CM_PLAN_MAX_COUNTED_GROUPS", 200)

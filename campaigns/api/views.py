@@ -282,6 +282,14 @@ class CampaignViewSet(viewsets.GenericViewSet):
         return self._run_action(request, pk, campaign_resume)
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get"])
+    def plan(self, request: Request, pk: str) -> Response:
+        """What launch would do: each step's groups with their data selection and estimated quanta. Writes nothing."""
+        from ..execution.plan import campaign_plan
+
+        return Response(campaign_plan(user=request.user, campaign_id=int(pk)).to_dict())
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"], url_path="run-status")
     def run_status(self, request: Request, pk: str) -> Response:
         """Steps with their groups and quanta counts, the campaign's progress and its failures by rule and task."""

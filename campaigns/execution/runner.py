@@ -19,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from ..choices import (
@@ -90,7 +91,7 @@ def submission_claim(*, group_id: int, task_id: str = "", worker_name: str = "")
         if group is None:
             return None
         campaign = (
-            Campaign.objects.select_for_update()
+            Campaign.objects.select_for_update(of=("self",))  # not the repo's and owner's rows too
             .select_related("butler_repo", "owner")
             .filter(pk=group.step.campaign_id, status=CampaignStatus.RUNNING)
             .first()
@@ -308,11 +309,12 @@ def _record_failure(submission: Submission, failure: Any, *, rule: ErrorRule | N
 
 
 def submission_record_result(
-    *, submission_id: int, progress: Any | None, error: str = "", lost: bool = False
+    *, submission_id: int, progress: Any | None, error: str = "", lost: bool = False, roll: bool = True
 ) -> Submission | None:
     """Record how a submission ended: counts, failed quanta, error rules, group state; then roll up.
 
-    Safe to call twice: only a submission still submitting/running is recorded.
+    Safe to call twice: only a submission still submitting/running is recorded. ``roll=False``
+    leaves the roll-up to the caller (the poll rolls up each campaign once, after all its results).
     """
     from .services import queue_attempt
 
@@ -399,7 +401,8 @@ def submission_record_result(
                 reason=f"automatic retry (error rule #{rule_used.pk}: /{rule_used.message_regex}/)",
                 campaign=campaign,
             )
-        roll_up(campaign_id)
+        if roll:
+            roll_up(campaign_id)
     submission.refresh_from_db()
     return submission
 
@@ -495,8 +498,12 @@ def poll_running_groups() -> dict[str, int]:
 
     polled = finished = 0
     remote = (
-        Submission.objects.filter(state=SubmissionState.RUNNING).exclude(wms__in=BLOCKING_WMS).exclude(wms_run_id="")
+        Submission.objects.filter(state=SubmissionState.RUNNING)
+        .exclude(wms__in=BLOCKING_WMS)
+        .exclude(wms_run_id="")
+        .annotate(campaign_id=F("group__step__campaign_id"))
     )
+    touched: set[int] = set()
     for submission in remote:
         try:
             progress = bps.report(submission.wms, submission.wms_run_id)
@@ -505,23 +512,48 @@ def poll_running_groups() -> dict[str, int]:
             continue
         polled += 1
         if progress.finished or progress.state in ("SUCCEEDED", "FAILED", "DELETED"):
-            submission_record_result(submission_id=submission.pk, progress=progress)
+            submission_record_result(submission_id=submission.pk, progress=progress, roll=False)
+            touched.add(submission.campaign_id)
             finished += 1
         else:
             _record_progress(submission, progress)
+    for campaign_id in sorted(touched):  # once per campaign, not once per finished group
+        roll_up(campaign_id)
     stale = timezone.now() - timedelta(seconds=settings.CM_PROGRESS_INTERVAL_SECONDS)
     local = Submission.objects.filter(
         state__in=[SubmissionState.SUBMITTING, SubmissionState.RUNNING], wms__in=BLOCKING_WMS
     ).exclude(submit_dir="")
-    for submission in local.filter(last_progress__lt=stale) | local.filter(last_progress__isnull=True):
+    for parsl_run in local.filter(last_progress__lt=stale) | local.filter(last_progress__isnull=True):
         try:
-            progress = bps.progress(submission.submit_dir, with_failures=False)
+            progress = bps.progress(parsl_run.submit_dir, with_failures=False)
         except Exception as exc:  # the graph may not be written yet
-            logger.debug("No progress yet for %s: %s", submission, exc)
+            logger.debug("No progress yet for %s: %s", parsl_run, exc)
             continue
-        _record_progress(submission, progress)
+        _record_progress(parsl_run, progress)
         polled += 1
     return {"polled": polled, "finished": finished}
+
+
+def submission_cancel_remote(*, submission_id: int) -> str:
+    """Ask the WMS to cancel a cancelled submission's run (ctrl_bps cancel API); record its answer.
+
+    Safe to run twice: cancelling a run that is gone only records the WMS's answer again.
+    """
+    from lsst_adapter import bps
+
+    submission = Submission.objects.filter(pk=submission_id).first()
+    if submission is None or not submission.wms_run_id or submission.wms in BLOCKING_WMS:
+        return "nothing to cancel"
+    try:
+        cancelled, text = bps.cancel(submission.wms, submission.wms_run_id)
+    except Exception as exc:  # the WMS raises many kinds; record it for the operator
+        cancelled, text = False, f"{type(exc).__name__}: {exc}"
+    note = f"WMS cancel of {submission.wms} run {submission.wms_run_id}: " + (
+        "done" if cancelled else f"not confirmed ({text or 'no answer'})"
+    )
+    Submission.objects.filter(pk=submission_id).update(error=f"{submission.error}\n{note}".strip()[:4000])
+    logger.info(note)
+    return "cancelled" if cancelled else "not cancelled"
 
 
 # --------------------------------------------------------------------------------------

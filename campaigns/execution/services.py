@@ -28,6 +28,7 @@ from ..choices import (
 from ..models import CHANGE, Campaign, ErrorRule, Group, Step, Submission
 from ..selectors import access_campaign
 from . import planning
+from .runner import BLOCKING_WMS
 from .state import enqueue_groups, move_group, ready_groups_of, record_history, roll_up
 
 
@@ -133,17 +134,24 @@ def campaign_launch(*, user, campaign_id: int, comment: str = "") -> Campaign:
             raise ValidationError({"steps": f"Step {step.name} selects no data: its split made no groups."})
         plan.append((step, groups))
 
+    fields = ["position", "where", "status", "output_collection"]
     for step, groups in plan:
         existing = {g.name: g for g in step.groups.all()}
         Group.objects.filter(step=step).exclude(name__in=[g.name for g in groups]).delete()
+        new_groups: list[Group] = []
+        old_groups: list[Group] = []
         for position, planned in enumerate(groups):
             group = existing.get(planned.name) or Group(step=step, name=planned.name)
             group.position = position
             group.where = planned.where
             group.status = GroupStatus.WAITING
             group.output_collection = planning.group_collection(campaign, step, planned.name)
-            group.full_clean(exclude=["step"])
-            group.save()
+            # Field checks only: names are unique by construction (split rules refuse duplicates).
+            group.full_clean(exclude=["step"], validate_unique=False, validate_constraints=False)
+            (old_groups if group.pk else new_groups).append(group)
+        Group.objects.bulk_create(new_groups, batch_size=1000)
+        if old_groups:
+            Group.objects.bulk_update(old_groups, fields, batch_size=1000)
         step.output_collection = planning.step_collection(campaign, step)
         step.status = StepStatus.WAITING
         step.error = ""
@@ -290,7 +298,11 @@ def group_accept(*, user, group_id: int, comment: str) -> Group:
 
 @transaction.atomic
 def group_cancel(*, user, group_id: int, comment: str = "") -> Group:
-    """Cancel a group: it will not be submitted again. A running Parsl workflow is not stopped; its result is ignored."""
+    """Cancel a group: it will not be submitted again.
+
+    A run on a remote WMS (HTCondor, PanDA) is cancelled there too, through ctrl_bps's cancel API
+    (the ``wms_cancel`` task, after the commit). A running Parsl workflow is not stopped; its result is ignored.
+    """
     campaign, group = _locked_group(user, group_id)
     frm = [GroupStatus.WAITING, GroupStatus.READY, GroupStatus.FAILED, GroupStatus.PREFLIGHT]
     frm += [GroupStatus.SUBMITTING, GroupStatus.RUNNING]
@@ -299,10 +311,21 @@ def group_cancel(*, user, group_id: int, comment: str = "") -> Group:
     )
     if moved is None:
         raise ValidationError({"status": f"Group {group.name} is {group.status} and cannot be cancelled."})
-    Submission.objects.filter(group=group, state__in=SUBMISSION_OPEN_STATES).update(
+    open_submissions = Submission.objects.filter(group=group, state__in=SUBMISSION_OPEN_STATES)
+    remote = list(open_submissions.exclude(wms_run_id="").exclude(wms__in=BLOCKING_WMS).values_list("pk", flat=True))
+    open_submissions.update(
         state=SubmissionState.CANCELLED, finished=timezone.now(), error="cancelled by " + user.username
     )
     roll_up(campaign.pk, actor=user)
+    if remote:
+        from ..tasks import wms_cancel
+
+        # The WMS is asked after the commit, by a worker: a slow or unreachable WMS never holds the request.
+        def send() -> None:
+            for submission_id in remote:
+                wms_cancel.delay(submission_id)
+
+        transaction.on_commit(send)
     return moved
 
 

@@ -125,12 +125,14 @@ def move_group(
 ) -> Group | None:
     """Move a group to ``to`` if it is in one of ``frm``; ``None`` (and no change) otherwise."""
     allowed = set(frm)
-    with transaction.atomic():
+    # No savepoint when called inside a transaction (two statements a move): an error here aborts the caller's.
+    with transaction.atomic(savepoint=False):
         group = Group.objects.select_for_update(of=("self",)).select_related("step__campaign").get(pk=group_id)
         old = group.status
         if old not in allowed:
             return None
-        updated = Group.objects.filter(pk=group_id, status=old).update(status=to, updated=timezone.now(), **fields)
+        now = timezone.now()
+        updated = Group.objects.filter(pk=group_id, status=old).update(status=to, updated=now, **fields)
         if updated != 1:
             return None
         GroupTransition.objects.create(
@@ -142,7 +144,13 @@ def move_group(
             changes={f"group {group.step.name}/{group.name}": [old, to]},
             comment=reason,
         )
-        group.refresh_from_db()
+        # What the update wrote, without reading the row again (F() expressions would need a read).
+        if any(hasattr(value, "resolve_expression") for value in fields.values()):
+            group.refresh_from_db()
+        else:
+            group.status, group.updated = to, now
+            for key, value in fields.items():
+                setattr(group, key, value)
         return group
 
 
@@ -222,13 +230,38 @@ def _promote(campaign: Campaign, step: Step, *, actor, reason: str) -> list[int]
 
 
 def ready_groups_of(step: Step, *, actor, reason: str, campaign: Campaign) -> list[int]:
-    ready = []
-    for group in step.groups.filter(status=GroupStatus.WAITING):
-        if move_group(
-            group.pk, to=GroupStatus.READY, frm=[GroupStatus.WAITING], actor=actor, reason=reason, campaign=campaign
-        ):
-            ready.append(group.pk)
-    return ready
+    """Every waiting group of ``step`` → ready, in bulk: one transition row per group, one history entry."""
+    with transaction.atomic(savepoint=False):
+        waiting = list(
+            step.groups.select_for_update(of=("self",))
+            .filter(status=GroupStatus.WAITING)
+            .order_by("position", "pk")
+            .values_list("pk", "name")
+        )
+        if not waiting:
+            return []
+        ids = [pk for pk, _ in waiting]
+        Group.objects.filter(pk__in=ids).update(status=GroupStatus.READY, updated=timezone.now())
+        GroupTransition.objects.bulk_create(
+            [
+                GroupTransition(
+                    group_id=pk,
+                    from_status=GroupStatus.WAITING,
+                    to_status=GroupStatus.READY,
+                    actor=actor,
+                    reason=reason[:2000],
+                )
+                for pk in ids
+            ],
+            batch_size=1000,
+        )
+        record_history(
+            campaign=campaign,
+            actor=actor,
+            changes={f"group {step.name}/{name}": [GroupStatus.WAITING, GroupStatus.READY] for _, name in waiting},
+            comment=reason,
+        )
+    return ids
 
 
 def _step_status_from_groups(step: Step, statuses: list[str]) -> str:
@@ -277,7 +310,7 @@ def roll_up(campaign_id: int, *, actor=None) -> list[int]:
                     continue
                 if step.status == StepStatus.AWAITING_APPROVAL:
                     continue
-                statuses = list(step.groups.values_list("status", flat=True))
+                statuses = list(step.groups.order_by().values_list("status", flat=True).distinct())  # a few rows
                 new = _step_status_from_groups(step, statuses)
                 if new == step.status:
                     continue

@@ -202,3 +202,29 @@ def test_list_sorts_filters_and_pages(page, login, owner, make_campaign, screens
     expect(page.locator(".empty")).to_contain_text("No campaign matches these filters")
     page.get_by_role("link", name="Clear the filters").click()
     expect(page.locator("#campaign-table tbody tr")).to_have_count(25)
+
+
+def test_staff_plans_a_launch_sees_estimated_quanta_and_launches(
+    page, login, owner, butler_repo, monkeypatch, screenshot
+):
+    from campaigns.tasks import group_run
+    from tests.conftest import definition
+
+    monkeypatch.setattr(group_run, "delay", lambda group_id: None)  # no worker: only the plan and launch
+    science = "exposure.observation_type = 'science' AND detector IN (0, 1) AND exposure.seq_num IN (150, 151)"
+    campaign = services.campaign_create(
+        user=owner, data=definition(name="plan-me", data_query=science, bps={"compute_site": "local_threads"})
+    )
+    login(page, "alice")
+    page.goto(f"/campaigns/{campaign.pk}/")
+    page.click("#plan-launch")
+    expect(page.get_by_role("heading", name=re.compile("Launch plan"))).to_be_visible()
+    expect(page.locator("#plan-groups")).to_have_text("4")
+    expect(page.locator("#plan-quanta")).to_have_text("12")
+    expect(page.locator(".plan-table").first).to_contain_text("night-20251121")
+    screenshot(page, "launch-plan")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#launch-campaign")
+    expect(page).to_have_url(re.compile(rf"/campaigns/{campaign.pk}/$"))
+    expect(page.locator("#pause-campaign")).to_be_visible()
+    assert Campaign.objects.get(pk=campaign.pk).status == "running"

@@ -424,3 +424,21 @@ def test_client_runs_a_campaign(live_server, run_campaign, owner, sent, monkeypa
     assert [r["id"] for r in client.error_rules()] == [rule["id"]]
     client.delete_error_rule(rule["id"])
     assert client.error_rules() == []
+
+
+def test_plan_shows_groups_and_estimated_quanta_and_changes_nothing(cm, api, run_campaign, science_user, owner):
+    campaign = run_campaign()
+
+    out = ok(cm("campaign", "plan", campaign.name, as_user=science_user))  # viewing is enough: nothing is written
+
+    assert out.startswith(f"Plan of {campaign.name} (draft): 4 group(s), about 12 quanta")
+    assert rows_after(out, ["GROUP", "QUANTA", "PER TASK", "WHERE"])[0][:3] == [NIGHT1, "4", "step1 4"]
+    assert "Step step2: 2 group(s), 4 quanta (upper bound" in out
+    assert f"`cm campaign launch {campaign.name}` launches it." in out
+    shown = json.loads(ok(cm("campaign", "plan", campaign.name, "--json", as_user=owner)))
+    assert shown["quanta_total"] == 12 and shown["steps"][0]["groups"][1]["name"] == NIGHT2
+    campaign.refresh_from_db()
+    assert campaign.status == "draft" and not Group.objects.filter(step__campaign=campaign).exists()
+    assert "no campaign named 'no-such-campaign'" in assert_one_error_line(
+        cm("campaign", "plan", "no-such-campaign", as_user=owner)
+    )

@@ -81,6 +81,18 @@
       if (seconds > 0) setTimeout(tick, seconds * 1000);
     });
 
+    // The main navigation's drop-down menus close on a click elsewhere and on Escape.
+    var menus = document.querySelectorAll("details.navmenu");
+    document.addEventListener("click", function (event) {
+      menus.forEach(function (menu) { if (menu.open && !menu.contains(event.target)) menu.open = false; });
+    });
+    document.addEventListener("keydown", function (event) {
+      if (event.key !== "Escape") return;
+      menus.forEach(function (menu) {
+        if (menu.open) { menu.open = false; menu.querySelector("summary").focus(); }
+      });
+    });
+
     // "Go back" buttons on error pages, shown only when there is somewhere to go back to.
     document.querySelectorAll("[data-back]").forEach(function (button) {
       if (window.history.length < 2) return;

@@ -25,7 +25,9 @@ def test_staff_edits_the_grid_and_sees_errors_and_history(page, login, owner, bu
         user=owner, table_id=table.pk, rows=[{"exposure": exposure_id(150), "seeing": 1.0, "quality": "good"}]
     )
     login(page, "alice")
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Tag tables").click()
+    nav = page.get_by_role("navigation", name="Main")
+    nav.get_by_text("Data", exact=True).click()  # the drop-down of data pages
+    nav.get_by_role("link", name="Tag tables").click()
     page.get_by_role("link", name="psf-wonky").click()
     expect(page.locator("#tagtable-name")).to_contain_text("psf-wonky")
     page.fill("#edit-reason", "PSF elongated by wind shake")

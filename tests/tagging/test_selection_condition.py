@@ -8,7 +8,8 @@ from django.db import connection
 
 from tagging.models import TagRow
 from tagging.selection.condition import ColumnInfo, ConditionError, compile_condition, tokenize
-from tests.tagging.selection_factories import add_tag_rows, make_tag_table
+from tests.tagging.selection_factories import add_plain_tag_rows as add_tag_rows
+from tests.tagging.selection_factories import make_plain_tag_table as make_tag_table
 
 COLUMNS = [
     ColumnInfo("c1", "seeing", "float"),

@@ -1,9 +1,10 @@
-"""Row factories for the metrics tests (bulk_create, no service).
+"""Row factories for the dashboard tests (bulk_create, no service).
 
-TEST-ONLY SHORTCUT: metric values are written here with ``bulk_create`` because the ingest service
-(issue 6, "Metric values and ingest") is built in parallel; when it lands, these factories should call
-it instead. Exposure/detector mirror rows and execution records (groups, transitions, submissions,
-failed quanta) are plain rows too: the real services that write them need a running Butler/BPS.
+The dashboards read metric values; how values get in is tested on its own (tests/metrics/test_ingest.py,
+and test_end_to_end.py after a real BPS run). Here values are plain rows with exactly the numbers a test
+needs, written in bulk like the benchmark's million. Exposure/detector mirror rows and execution records
+(groups, transitions, submissions, failed quanta) are plain rows too: the real services that write them
+need a running Butler/BPS, which tests/execution covers.
 """
 
 from __future__ import annotations

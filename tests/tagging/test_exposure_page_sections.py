@@ -1,8 +1,7 @@
 """The exposure page: valid flags (with the forms for staff), tag-table rows, DataID sets and open bad data,
 each only as the user may see them, at a fixed number of queries.
 
-Tag tables have no write services in this branch yet (another change adds them): their rows are made
-with the ORM here, everything else through the real services.
+Everything is made through the real services (tag rows are checked against the registry).
 """
 
 from __future__ import annotations
@@ -10,10 +9,11 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tagging.models import TagColumn, TagRow, TagTable
+from tagging.models import ButlerRepo, TagTable
 from tagging.services import dataidset_share
 from tagging.services.baddata import bad_data_add, bad_data_set_status
 from tagging.services.flags import flag_add, flag_edit, flag_invalidate
+from tagging.services.tagtables import tag_column_retire, tag_rows_upsert, tagtable_create
 
 from .helpers import exposure_id, ids
 
@@ -31,30 +31,41 @@ def page(user, path: str = PAGE):
     return response
 
 
+COLUMNS = [
+    {"name": "seeing", "type": "float", "unit": "arcsec"},
+    {"name": "dome_open", "type": "bool"},
+    {"name": "old", "type": "string"},
+]
+NAMES = {"c1": "seeing", "c2": "dome_open", "c3": "old"}
+
+
 def tag_table(owner, name: str, visibility: str, key_dimensions=("instrument", "exposure"), **extra) -> TagTable:
-    table = TagTable.objects.create(
+    """A table with seeing, dome_open and a retired column 'old' (keys c1, c2, c3)."""
+    repo = ButlerRepo.objects.get(pk=extra.pop("repo_id"))
+    table = tagtable_create(
+        user=owner,
+        repo_label=repo.label,
         name=name,
-        repo_id=extra.pop("repo_id"),
-        owner=owner,
         key_dimensions=list(key_dimensions),
+        columns=COLUMNS,
         visibility=visibility,
         **extra,
     )
-    TagColumn.objects.create(table=table, key="c1", name="seeing", type="float", unit="arcsec", position=1)
-    TagColumn.objects.create(table=table, key="c2", name="dome_open", type="bool", position=2)
-    TagColumn.objects.create(table=table, key="c3", name="old", type="string", position=3, retired="2025-11-01T00:00Z")
+    tag_column_retire(user=owner, table_id=table.pk, column_key="c3", reason="no longer measured")
     return table
 
 
-def row(table, owner, exposure: int, **values) -> TagRow:
-    return TagRow.objects.create(
-        table=table,
-        key=f"instrument=DemoCam,exposure={exposure}",
-        instrument="DemoCam",
-        exposure=exposure,
-        values=values,
-        updated_by=owner,
-    )
+def row(table, owner, data_id: int | dict, **values) -> None:
+    """A row by exposure id (or a data ID), values by column key; a value of the retired column is written
+    while it is briefly brought back, as it would have been before it was retired."""
+    if not isinstance(data_id, dict):
+        data_id = {"instrument": "DemoCam", "exposure": data_id}
+    retired = "c3" in values
+    if retired:
+        tag_column_retire(user=owner, table_id=table.pk, column_key="c3", retire=False, reason="old values")
+    tag_rows_upsert(user=owner, table_id=table.pk, rows=[{**data_id, **{NAMES[k]: v for k, v in values.items()}}])
+    if retired:
+        tag_column_retire(user=owner, table_id=table.pk, column_key="c3", reason="no longer measured")
 
 
 @pytest.fixture
@@ -122,15 +133,7 @@ def test_a_row_keyed_by_the_visit_shows_on_its_exposure(owner, science_user, but
     table = tag_table(
         owner, "by-visit", "public", key_dimensions=("instrument", "visit", "detector"), repo_id=butler_repo.pk
     )
-    TagRow.objects.create(
-        table=table,
-        key="v",
-        instrument="DemoCam",
-        visit=exposure.visit_id,
-        detector=3,
-        values={"c1": 0.9},
-        updated_by=owner,
-    )
+    row(table, owner, {"instrument": "DemoCam", "visit": exposure.visit_id, "detector": 3}, c1=0.9)
     assert "by-visit" in [r.table.name for r in page(science_user).context["tag_rows"]]
 
 

@@ -45,3 +45,24 @@ def test_seed_demo_twice_changes_nothing(butler_repo, capsys):
     call_command("seed_demo")
     assert "0 campaign(s) created" in capsys.readouterr().out
     assert sorted(Campaign.objects.values_list("name", "version")) == before
+
+
+def test_seed_demo_records_what_people_know_about_the_demo_data(butler_repo, capsys):
+    from tagging.models import DataIdSet, ExposureFlag, TagTable
+
+    call_command("seed_demo")
+    out = capsys.readouterr().out
+    table = TagTable.objects.get(name="night-log-seeing")
+    assert table.row_count == butler_repo.exposures.filter(observation_type="science").count()
+    assert table.row_changes.count() == table.row_count  # made through the service: each row has its history
+    junk = ExposureFlag.objects.get(exposure_flag="junk", is_valid=True)
+    version = DataIdSet.objects.get(name="good-seeing").versions.get()
+    assert version.source_kind == "selection" and version.count > 0
+    assert "DataID set good-seeing" in out
+    # The frozen selection left the junk exposure out.
+    from tagging.selectors import dataidset_rows
+
+    exposures = {row[version.dimensions.index("exposure")] for row in dataidset_rows(version=version)}
+    assert junk.exposure not in exposures
+    call_command("seed_demo")  # a second run adds nothing
+    assert TagTable.objects.count() == 1 and ExposureFlag.objects.count() == 2

@@ -167,6 +167,78 @@ STATUS_PATH = {
 }
 
 
+def seed_knowledge(users) -> str:
+    """What people know about the demo data: a tag table, flags and a selection frozen into a DataID set, all
+    through the real services (rows checked against the registry). Only once the repo's mirror is read."""
+    from tagging.models import Exposure, TagTable
+    from tagging.selection.services import selection_freeze
+    from tagging.services.flags import flag_add
+    from tagging.services.tagtables import tag_rows_upsert, tagtable_create
+
+    repo = ButlerRepo.objects.filter(label="demo").first()
+    if repo is None or repo.mirror_synced is None or TagTable.objects.filter(repo=repo).exists():
+        return ""
+    alice, bob = users["alice"], users["bob"]
+    science = list(Exposure.objects.filter(repo=repo, observation_type="science").order_by("exposure_id"))
+    if len(science) < 6:
+        return ""
+    with transaction.atomic():
+        table = tagtable_create(
+            user=alice,
+            repo_label="demo",
+            name="night-log-seeing",
+            key_dimensions=["instrument", "exposure"],
+            polarity="select",
+            purpose="Seeing and dome state from the night log; select good-seeing exposures for PSF work.",
+            visibility="public",
+            columns=[
+                {"name": "seeing", "type": "float", "unit": "arcsec", "required": True},
+                {"name": "dome_open", "type": "bool"},
+                {"name": "quality", "type": "enum", "enum_values": ["good", "ok", "wonky"]},
+            ],
+        )
+        rows = []
+        for i, exposure in enumerate(science):
+            seeing = round(0.55 + 0.09 * ((i * 7) % 11), 2)
+            quality = "good" if seeing < 0.9 else "ok" if seeing < 1.2 else "wonky"
+            rows.append({"obs_id": exposure.obs_id, "seeing": seeing, "dome_open": i % 9 != 4, "quality": quality})
+        tag_rows_upsert(user=alice, table_id=table.pk, rows=rows, reason="Night log transcribed at set-up.")
+        flag_add(
+            user=bob,
+            repo_label="demo",
+            exposure=science[3].exposure_id,
+            message_text="Dome light left on during the exposure.",
+            exposure_flag="junk",
+            tags=["dome", "stray-light"],
+        )
+        flag_add(
+            user=bob,
+            repo_label="demo",
+            exposure=science[5].exposure_id,
+            message_text="Tracking hiccup; PSF may be elongated.",
+            exposure_flag="questionable",
+            tags=["tracking"],
+        )
+        version = selection_freeze(
+            user=alice,
+            recipe={
+                "repo": "demo",
+                "dimensions": ["exposure", "detector"],
+                "terms": [
+                    {"where": "exposure.observation_type = 'science'"},
+                    {"tag_table": "night-log-seeing", "condition": "seeing < 1.0 AND dome_open"},
+                    {"mode": "exclude", "flags": ["junk"]},
+                ],
+            },
+            name="good-seeing",
+            reason="Science exposures with seeing under 1 arcsec, dome open, not flagged junk.",
+        )
+    return (
+        f"Demo knowledge: tag table night-log-seeing ({len(rows)} rows), 2 flags, "
+        f"DataID set good-seeing ({version.count} data IDs, frozen from a selection)."
+    )
+
+
 def demo_password(username: str) -> str:
     return os.environ.get("CM_DEMO_PASSWORD") or f"{username}-demo-2025"
 
@@ -222,6 +294,9 @@ class Command(BaseCommand):
                     campaign_launch(user=owner, campaign_id=campaign.pk, comment="Demo: launched at set-up.")
                 created += 1
 
+        knowledge = seed_knowledge(users)
+        if knowledge:
+            self.stdout.write(knowledge)
         self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} campaign(s) created)."))
         self.stdout.write("Demo people (log in at http://127.0.0.1:8000/):")
         for line in lines:

@@ -46,6 +46,15 @@ def dimension_keys(uri: str, element: str) -> set[tuple]:
     return keys
 
 
+def visit_definitions(uri: str) -> set[tuple]:
+    """(instrument, exposure, visit) of every exposure of every visit: the registry's ``visit_definition``."""
+    butler = open_butler(uri)
+    return {
+        (record.dataId["instrument"], record.dataId["exposure"], record.dataId["visit"])
+        for record in butler.query_dimension_records("visit_definition", limit=None)
+    }
+
+
 def query_data_ids(
     uri: str,
     dimensions: Sequence[str],

@@ -44,16 +44,23 @@ class _Watch(io.RawIOBase):
         self._stream = stream
         self._last = b""
         self.hex_like = False
+        self._tail = b""
+        self.blank_lines = False  # pyarrow skips them, so its row numbers would not be line numbers
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
         data = self._stream.read(len(buffer))
-        if data and not self.hex_like:
-            across = self._last == b"0" and data[:1] in (b"x", b"X")
-            self.hex_like = across or b"0x" in data or b"0X" in data
+        if data:
+            if not self.hex_like:
+                across = self._last == b"0" and data[:1] in (b"x", b"X")
+                self.hex_like = across or b"0x" in data or b"0X" in data
+            if not self.blank_lines:
+                edge = self._tail + data[:3]  # a blank line across two reads
+                self.blank_lines = any(b in data or b in edge for b in (b"\n\n", b"\n\r\n", b"\r\r"))
             self._last = data[-1:]
+            self._tail = data[-2:]
         buffer[: len(data)] = data
         return len(data)
 
@@ -193,34 +200,111 @@ def check_csv_fast(stream: IO[bytes], checker: DataIdChecker) -> CheckResult | N
     else:
         instruments = [repo.default_instrument]
         codes = np.zeros(rows_read, dtype=np.int64)
-    known_instruments = checker._known_keys("instrument")
-    if any(not i or i != i.strip() or (i,) not in known_instruments for i in instruments):
+    if any(not i or i != i.strip() for i in instruments):
         return None
     integer_names = [n for n in INTEGER_COLUMNS if n in names]
     columns = [table.column(n).to_numpy() for n in integer_names]
     del table
+
+    # Existence of every value, on the rows as read (so a problem has its line), one instrument at a time.
+    missing = _missing(checker, instruments, codes, integer_names, columns)
+    behind = any(m is not None and m.any() for n, m in missing.items() if n in ("exposure", "visit"))
+    if behind and checker._resync_once():  # the mirror may be behind the registry: read it again, once
+        missing = _missing(checker, instruments, codes, integer_names, columns)
+    bad = np.zeros(rows_read, dtype=bool)
+    for mask in missing.values():
+        if mask is not None:
+            bad |= mask
+    problems = int(bad.sum())
+    result = CheckResult(dimensions=list(required), rows=[], rows_read=rows_read)
+    checker.required = list(required)
+    if problems:
+        if watch.blank_lines:
+            return None  # row numbers are not line numbers: the general path says where
+        _report(result, bad, missing, instruments, codes, dict(zip(integer_names, columns, strict=True)))
+        if not checker.drop_invalid:
+            return result  # strict: refused after this one reading of the file
+        keep = ~bad
+        codes = codes[keep]
+        columns = [c[keep] for c in columns]
+        if not len(codes):
+            return result
     distinct, duplicates = _unique_rows([codes, *columns])
     codes, columns = distinct[0], distinct[1:]
     count = len(codes)
-
-    # Existence, one instrument at a time (rows are sorted by instrument: each is one slice).
-    bounds = np.flatnonzero(np.diff(codes)) + 1
-    starts, stops = [0, *bounds.tolist()], [*bounds.tolist(), count]
-    for start, stop in zip(starts, stops, strict=True):
-        instrument = instruments[int(codes[start])]
-        for name, column in zip(integer_names, columns, strict=True):
-            values = column[start:stop]
-            lo, hi = int(values.min()), int(values.max())
-            known = _mirror_ids(repo, instrument, name, lo, hi)
-            if len(known) == 0 or not np.isin(values, known).all():
-                return None  # something is not in the mirror: the general path says what, and where
-
-    result = CheckResult(dimensions=list(required), rows=[], rows_read=rows_read, duplicates=duplicates)
+    result.duplicates = duplicates
     result.columns = ColumnRows(
         count=count,
         arrays=dict(zip(integer_names, columns, strict=True)),
         instrument_codes=codes,
         instruments=instruments,
     )
-    checker.required = list(required)
     return result
+
+
+def _contains(known: Any, values: Any) -> Any:
+    """Which ``values`` are in the sorted array ``known`` (a binary search each)."""
+    import numpy as np
+
+    if not len(known):
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(known, values), len(known) - 1)
+    return known[at] == values
+
+
+def _missing(checker: DataIdChecker, instruments: list[str], codes: Any, names: list[str], columns: list[Any]):
+    """Per column (and ``instrument``), a mask of the rows whose value the repo does not hold (None: all held)."""
+    import numpy as np
+
+    known_instruments = checker._known_keys("instrument")
+    n = len(codes)
+    out: dict[str, Any] = {name: None for name in [*names, "instrument"]}
+
+    def mark(name: str, where: Any, mask: Any) -> None:
+        if mask.any():
+            if out[name] is None:
+                out[name] = np.zeros(n, dtype=bool)
+            out[name][where] = mask
+
+    for code, instrument in enumerate(instruments):
+        where = slice(None) if len(instruments) == 1 else np.flatnonzero(codes == code)
+        known_instrument = (instrument,) in known_instruments
+        if not known_instrument:
+            mark("instrument", where, np.ones(n if isinstance(where, slice) else len(where), dtype=bool))
+        for name, column in zip(names, columns, strict=True):
+            values = column[where]
+            if not len(values):
+                continue
+            known = _mirror_ids(checker.repo, instrument, name, int(values.min()), int(values.max()))
+            absent = ~_contains(np.sort(known), values)
+            if name == "visit" and absent.any() and known_instrument:
+                # Visits of several exposures are not in the mirror: ask the registry for those.
+                registry = np.array(sorted(v for i, v in checker._known_keys("visit") if i == instrument), np.int64)
+                absent &= ~_contains(registry, values)
+            mark(name, where, absent)
+    return out
+
+
+def _report(result: CheckResult, bad: Any, missing: dict[str, Any], instruments, codes, columns) -> None:
+    """The problems of the bad rows, as the general path words them: the first ``ERROR_SAMPLE`` with
+    their line (header is line 1) and key, and the total."""
+    import numpy as np
+
+    from .normalize import ERROR_SAMPLE, Problem
+
+    result.rows_invalid = int(bad.sum())
+    result.error_total = sum(int(m.sum()) for m in missing.values() if m is not None)
+    order = [n for n in ("exposure", "detector", "visit", "instrument") if missing.get(n) is not None]
+    for row in np.flatnonzero(bad).tolist():
+        instrument = instruments[int(codes[row])]
+        for name in order:
+            if not missing[name][row]:
+                continue
+            if name == "instrument":
+                message = f"instrument {instrument!r} is not in this repo"
+            else:
+                message = f"{name} {int(columns[name][row])} does not exist for instrument {instrument!r}"
+            result.errors.append(Problem(f"line {row + 2}", name, message, ordinal=row + 1))
+        if len(result.errors) >= ERROR_SAMPLE:
+            break
+    del result.errors[ERROR_SAMPLE:]

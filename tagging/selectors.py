@@ -136,6 +136,22 @@ def dataidset_rows(*, version: DataIdSetVersion) -> Iterator[tuple]:
     return storage.iter_rows(version.pk, list(version.dimensions))
 
 
+def dataidset_versions_containing(*, user, exposure: Exposure) -> list[DataIdSetVersion]:
+    """The set versions the user may see that hold a data ID of this exposure (or of its visit), newest
+    first. The chunks' zone map picks the candidates; only those chunks are searched."""
+    from .dataids import storage
+
+    ids = storage.versions_containing(exposure.instrument, exposure=exposure.exposure_id)
+    if exposure.visit_id is not None:
+        ids |= storage.versions_containing(exposure.instrument, visit=exposure.visit_id)
+    return list(
+        DataIdSetVersion.objects.select_related("dataid_set")
+        .filter(pk__in=ids, dataid_set__repo_id=exposure.repo_id)
+        .filter(dataid_set__in=DataIdSet.objects.restrict(user, "view"))
+        .order_by("dataid_set__name", "-number")
+    )
+
+
 def dataidset_sharing(*, dataid_set: DataIdSet) -> dict[str, list[tuple[str, str]]]:
     users = DataIdSetUserObjectPermission.objects.filter(content_object=dataid_set).select_related("user", "permission")
     groups = DataIdSetGroupObjectPermission.objects.filter(content_object=dataid_set).select_related(

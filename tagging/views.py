@@ -48,7 +48,13 @@ def exposure_detail(request: HttpRequest, label: str, exposure_id: int) -> HttpR
     return render(
         request,
         "tagging/exposure_detail.html",
-        {"repo": repo, "exposure": exposure, "detectors": selectors.detector_list(repo=repo), "active": "exposures"},
+        {
+            "repo": repo,
+            "exposure": exposure,
+            "detectors": selectors.detector_list(repo=repo),
+            "set_versions": selectors.dataidset_versions_containing(user=request.user, exposure=exposure),
+            "active": "exposures",
+        },
     )
 
 

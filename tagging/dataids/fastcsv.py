@@ -7,14 +7,19 @@ checks every distinct data ID against the mirror tables with numpy: the instrume
 registry, each exposure/visit exists for its instrument in the mirror, each detector exists for
 its instrument. The rows come back as columns (``ColumnRows``), sorted, for a binary ``COPY``.
 
-It gives up (returns ``None``) on anything it cannot prove is valid and read exactly as the general
-path reads it: another column, a header with quotes, a value pyarrow will not parse as a decimal
-integer (empty, ``NA``, ``1.0``, ``1_000``, text), a hexadecimal-looking value, a row with the wrong
-number of cells, bytes that are not UTF-8, an instrument value with surrounding spaces, or any
-data ID that the mirror does not hold. The caller then rewinds the stream and runs the general
-per-row path (``DataIdChecker.run``), which finds the same problems and reports each with its line
-and key, re-reading the registry once if the mirror is behind. So a valid file is checked here; a
-file with problems is checked (again) there; what is stored is the same either way.
+Values the repo does not hold are reported here, in the general path's words, with their line
+(header = line 1) and key: the first 50 problems and the total. The mirror is re-read once first, in
+case it is behind the registry; visits not in the mirror (several exposures each) are looked up in
+the registry. So a bad file is read once: strict mode refuses it after this one pass, and "drop
+invalid" keeps the good rows and reports the others.
+
+It gives up (returns ``None``) on anything it cannot prove is read exactly as the general path
+reads it: another column, a header with quotes, a value pyarrow will not parse as a decimal integer
+(empty, ``NA``, ``1.0``, ``1_000``, text), a hexadecimal-looking value, a row with the wrong number
+of cells, bytes that are not UTF-8, an instrument value with surrounding spaces, or a problem in a
+file with blank lines (pyarrow skips them, so row numbers would not be line numbers). The caller
+then rewinds the stream and runs the general per-row path (``DataIdChecker.run``), which reports
+each problem with its line and key. What is stored is the same either way.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ log = logging.getLogger(__name__)
 INTEGER_COLUMNS = ("exposure", "visit", "detector")
 FAST_COLUMNS = {"instrument", *INTEGER_COLUMNS}
 BLOCK_SIZE = 1 << 22  # pyarrow parses blocks of 4 MiB (in parallel)
+DENSE_KEYS_MAX = 1 << 26  # dedupe with a table of this many booleans at most (64 MiB), else by sorting
 
 
 class _Watch(io.RawIOBase):
@@ -90,6 +96,25 @@ def _unique_rows(columns: list[Any]) -> tuple[list[Any], int]:
     n = len(columns[0])
     lows = [int(c.min()) for c in columns]
     spans = [int(c.max()) - lo + 1 for c, lo in zip(columns, lows, strict=True)]
+    total = 1
+    for span in spans:
+        total *= span
+    if total <= DENSE_KEYS_MAX:
+        # Few possible keys (a few months of exposures x detectors): mark each in a table and read the
+        # marks back in order, a counting sort in two passes instead of a comparison sort.
+        key = np.zeros(n, dtype=np.int64)
+        for column, lo, span in zip(columns, lows, spans, strict=True):
+            key *= span
+            key += column - lo
+        seen = np.zeros(total, dtype=bool)
+        seen[key] = True
+        key = np.flatnonzero(seen)
+        del seen
+        out = []
+        for lo, span in zip(reversed(lows), reversed(spans), strict=True):
+            key, rest = np.divmod(key, span)
+            out.append(rest + lo)
+        return list(reversed(out)), n - len(out[0])
     bits = [max(1, (span - 1).bit_length()) for span in spans]
     if sum(bits) <= 62:
         key = np.zeros(n, dtype=np.int64)
@@ -188,7 +213,9 @@ def check_csv_fast(stream: IO[bytes], checker: DataIdChecker) -> CheckResult | N
             read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK_SIZE),
             parse_options=pacsv.ParseOptions(newlines_in_values=False, ignore_empty_lines=True),
             convert_options=pacsv.ConvertOptions(
-                column_types={n: (pa.string() if n == "instrument" else pa.int64()) for n in names},
+                column_types={
+                    n: (pa.dictionary(pa.int32(), pa.string()) if n == "instrument" else pa.int64()) for n in names
+                },
                 null_values=[""],
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
@@ -203,9 +230,10 @@ def check_csv_fast(stream: IO[bytes], checker: DataIdChecker) -> CheckResult | N
 
     rows_read = table.num_rows
     if "instrument" in names:
-        encoded = table.column("instrument").combine_chunks().dictionary_encode()
-        instruments = [str(v) for v in encoded.dictionary.to_pylist()]
-        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        # Read as a dictionary column: one small dictionary and an int32 index per row, no string per row.
+        encoded = table.column("instrument").unify_dictionaries()
+        instruments = [str(v) for v in encoded.chunk(0).dictionary.to_pylist()]
+        codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks]).astype(np.int64)
     else:
         instruments = [repo.default_instrument]
         codes = np.zeros(rows_read, dtype=np.int64)

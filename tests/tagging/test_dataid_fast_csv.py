@@ -283,3 +283,18 @@ def test_columns_of_several_instruments_are_stored_by_binary_copy(owner, butler_
         ("LongerName", 3, 7, None),
         ("Ü", 4, 2**40, None),
     ]
+
+
+@pytest.mark.parametrize("dense_max", [0, 1 << 26], ids=["sorting", "counting"])
+def test_both_ways_of_removing_duplicates_give_the_sorted_distinct_rows(monkeypatch, dense_max):
+    from tagging.dataids import fastcsv
+
+    monkeypatch.setattr(fastcsv, "DENSE_KEYS_MAX", dense_max)
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 2, 5000)
+    exposures = rng.integers(2025112100000, 2025112100300, 5000)
+    detectors = rng.integers(0, 9, 5000)
+    (out_codes, out_exposures, out_detectors), duplicates = fastcsv._unique_rows([codes, exposures, detectors])
+    expected = sorted(set(zip(codes.tolist(), exposures.tolist(), detectors.tolist(), strict=True)))
+    assert list(zip(out_codes.tolist(), out_exposures.tolist(), out_detectors.tolist(), strict=True)) == expected
+    assert duplicates == 5000 - len(expected)

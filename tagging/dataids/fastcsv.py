@@ -16,8 +16,7 @@ invalid" keeps the good rows and reports the others.
 It gives up (returns ``None``) on anything it cannot prove is read exactly as the general path
 reads it: another column, a header with quotes, a value pyarrow will not parse as a decimal integer
 (empty, ``NA``, ``1.0``, ``1_000``, text), a hexadecimal-looking value, a row with the wrong number
-of cells, bytes that are not UTF-8, an instrument value with surrounding spaces, or a problem in a
-file with blank lines (pyarrow skips them, so row numbers would not be line numbers). The caller
+of cells, a blank line, bytes that are not UTF-8, or an instrument value with surrounding spaces. The caller
 then rewinds the stream and runs the general per-row path (``DataIdChecker.run``), which reports
 each problem with its line and key. What is stored is the same either way.
 """
@@ -51,23 +50,18 @@ class _Watch(io.RawIOBase):
         self._stream = stream
         self._last = b""
         self.hex_like = False
-        self._tail = b""
-        self.blank_lines = False  # pyarrow skips them, so its row numbers would not be line numbers
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
         data = self._stream.read(len(buffer))
-        if data:
-            if not self.hex_like:
-                across = self._last == b"0" and data[:1] in (b"x", b"X")
-                self.hex_like = across or b"0x" in data or b"0X" in data
-            if not self.blank_lines:
-                edge = self._tail + data[:3]  # a blank line across two reads
-                self.blank_lines = any(b in data or b in edge for b in (b"\n\n", b"\n\r\n", b"\r\r"))
+        if data and not self.hex_like:
+            # ``x`` is rare in these files, and memchr finds it fast: look for ``0x`` only where there is one.
+            across = self._last == b"0" and data[:1] in (b"x", b"X")
+            if across or ((b"x" in data or b"X" in data) and (b"0x" in data or b"0X" in data)):
+                self.hex_like = True
             self._last = data[-1:]
-            self._tail = data[-2:]
         buffer[: len(data)] = data
         return len(data)
 
@@ -104,14 +98,18 @@ def _unique_rows(columns: list[Any]) -> tuple[list[Any], int]:
         # marks back in order, a counting sort in two passes instead of a comparison sort.
         key = np.zeros(n, dtype=np.int64)
         for column, lo, span in zip(columns, lows, spans, strict=True):
-            key *= span
-            key += column - lo
+            if span > 1:  # a constant column (one instrument) adds nothing to the key
+                key *= span
+                key += column - lo
         seen = np.zeros(total, dtype=bool)
         seen[key] = True
         key = np.flatnonzero(seen)
         del seen
         out = []
-        for lo, span in zip(reversed(lows), reversed(spans), strict=True):
+        for column, lo, span in zip(reversed(columns), reversed(lows), reversed(spans), strict=True):
+            if span == 1:
+                out.append(np.full(len(key), lo, dtype=column.dtype))
+                continue
             key, rest = np.divmod(key, span)
             out.append(rest + lo)
         return list(reversed(out)), n - len(out[0])
@@ -211,7 +209,9 @@ def check_csv_fast(stream: IO[bytes], checker: DataIdChecker) -> CheckResult | N
         table = pacsv.read_csv(
             io.BufferedReader(watch, 1 << 20),
             read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK_SIZE),
-            parse_options=pacsv.ParseOptions(newlines_in_values=False, ignore_empty_lines=True),
+            # Blank lines are not skipped: they make the parse fail (wrong number of cells) or a value null, and
+            # the general path takes the file. So row i is always line i + 2, as problems report it.
+            parse_options=pacsv.ParseOptions(newlines_in_values=False, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
                 column_types={
                     n: (pa.dictionary(pa.int32(), pa.string()) if n == "instrument" else pa.int64()) for n in names
@@ -256,8 +256,6 @@ def check_csv_fast(stream: IO[bytes], checker: DataIdChecker) -> CheckResult | N
     result = CheckResult(dimensions=list(required), rows=[], rows_read=rows_read)
     checker.required = list(required)
     if problems:
-        if watch.blank_lines:
-            return None  # row numbers are not line numbers: the general path says where
         _report(result, bad, missing, instruments, codes, dict(zip(integer_names, columns, strict=True)))
         if not checker.drop_invalid:
             return result  # strict: refused after this one reading of the file
@@ -282,28 +280,26 @@ def check_csv_fast(stream: IO[bytes], checker: DataIdChecker) -> CheckResult | N
 LOOKUP_TABLE_MAX = 1 << 25  # ids spanning at most this range are checked with a lookup table (32 MiB at most)
 
 
-def _contains(known: Any, values: Any) -> Any:
-    """Which ``values`` are in the sorted array ``known``: one pass through a lookup table when the ids
-    span a modest range (exposure ids of a few months do), else a binary search each."""
+def _absent(known: Any, values: Any, lo: int, hi: int) -> Any:
+    """Which ``values`` (all in [lo, hi]) are not in ``known``: one lookup each in a table over
+    [lo, hi] when that range is modest (exposure ids of a few months are), else a binary search each."""
     import numpy as np
 
-    if not len(known) or not len(values):
-        return np.zeros(len(values), dtype=bool)
-    lo, hi = int(known[0]), int(known[-1])
     if hi - lo < LOOKUP_TABLE_MAX:
-        table = np.zeros(hi - lo + 1, dtype=bool)
-        table[known - lo] = True
-        inside = (values >= lo) & (values <= hi)
-        return inside & table[np.where(inside, values - lo, 0)]
+        table = np.ones(hi - lo + 1, dtype=bool)
+        table[known[(known >= lo) & (known <= hi)] - lo] = False
+        return table[values - lo]
+    known = np.sort(known)
+    if not len(known):
+        return np.ones(len(values), dtype=bool)
     at = np.minimum(np.searchsorted(known, values), len(known) - 1)
-    return known[at] == values
+    return known[at] != values
 
 
 def _missing(checker: DataIdChecker, instruments: list[str], codes: Any, names: list[str], columns: list[Any]):
     """Per column (and ``instrument``), a mask of the rows whose value the repo does not hold (None: all held)."""
     import numpy as np
 
-    known_instruments = checker._known_keys("instrument")
     n = len(codes)
     out: dict[str, Any] = {name: None for name in [*names, "instrument"]}
 
@@ -315,19 +311,23 @@ def _missing(checker: DataIdChecker, instruments: list[str], codes: Any, names: 
 
     for code, instrument in enumerate(instruments):
         where = slice(None) if len(instruments) == 1 else np.flatnonzero(codes == code)
-        known_instrument = (instrument,) in known_instruments
+        # The mirror's detectors were copied from the registry: an instrument with detectors there is in
+        # the registry (no registry query needed); any other is looked up in the registry itself.
+        known_instrument = Detector.objects.filter(repo=checker.repo, instrument=instrument).exists() or (
+            (instrument,) in checker._known_keys("instrument")
+        )
         if not known_instrument:
             mark("instrument", where, np.ones(n if isinstance(where, slice) else len(where), dtype=bool))
         for name, column in zip(names, columns, strict=True):
             values = column[where]
             if not len(values):
                 continue
-            known = _mirror_ids(checker.repo, instrument, name, int(values.min()), int(values.max()))
-            absent = ~_contains(np.sort(known), values)
+            lo, hi = int(values.min()), int(values.max())
+            absent = _absent(_mirror_ids(checker.repo, instrument, name, lo, hi), values, lo, hi)
             if name == "visit" and absent.any() and known_instrument:
                 # Visits of several exposures are not in the mirror: ask the registry for those.
                 registry = np.array(sorted(v for i, v in checker._known_keys("visit") if i == instrument), np.int64)
-                absent &= ~_contains(registry, values)
+                absent &= _absent(registry, values, lo, hi)
             mark(name, where, absent)
     return out
 

@@ -571,7 +571,6 @@ def _table(results: dict[str, list[dict[str, Any]]], summary: dict[str, Any], be
         b = before["median"]
         before_ratio = {
             "upload_ours": b["upload_ours"] / b["copy_plain"],
-            "copy_settable": b["copy_settable"] / b["copy_plain"] if "copy_settable" in b else None,
             "tag_ours": b["tag_ours"] / b["tag_bare"],
         }
     head = "| operation | runs (s) | median (s) | ratio | peak RSS (MB) | increase (MB) |"
@@ -590,9 +589,10 @@ def _table(results: dict[str, list[dict[str, Any]]], summary: dict[str, Any], be
             f"| {summary['increase_mb'][name]:.0f} |"
         )
         if before:
-            b_med = before["median"].get(name)
+            # (a') measured something else before (a COPY into the old one-row-per-data-ID table).
+            b_med = None if name == "copy_settable" else before["median"].get(name)
             b_ratio = before_ratio.get(name)
-            b_peak = before.get("peak_mb", {}).get(name)
+            b_peak = None if name == "copy_settable" else before.get("peak_mb", {}).get(name)
             row += (
                 f" {'' if b_med is None else f'{b_med:.2f}'} "
                 f"| {'baseline' if name in ('copy_plain', 'tag_bare') else ('' if b_ratio is None else f'{b_ratio:.2f}x')} "

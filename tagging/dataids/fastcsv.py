@@ -28,6 +28,9 @@ import logging
 import struct
 from typing import IO, Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv  # at import time, not on the first upload of a process
 from django.db import connection
 
 from ..models import Detector, Exposure
@@ -85,7 +88,6 @@ def _header(stream: IO[bytes]) -> list[str] | None:
 def _unique_rows(columns: list[Any]) -> tuple[list[Any], int]:
     """Distinct rows of equal-length int64 columns, sorted by the columns in order; and how many rows
     were duplicates. Packs the columns into one int64 key when their ranges fit in 62 bits."""
-    import numpy as np
 
     n = len(columns[0])
     lows = [int(c.min()) for c in columns]
@@ -141,7 +143,6 @@ def _unique_rows(columns: list[Any]) -> tuple[list[Any], int]:
 
 def _mirror_ids(repo, instrument: str, column: str, lo: int, hi: int) -> Any:
     """The ids of ``column`` (exposure, visit or detector) the mirror holds for ``instrument`` in [lo, hi]."""
-    import numpy as np
 
     if connection.vendor == "postgresql":
         # One sorted bigint[] value in one binary COPY tuple, read straight into numpy: no Python object
@@ -200,10 +201,6 @@ def check_csv_fast(stream: IO[bytes], checker: DataIdChecker) -> CheckResult | N
     if sorted(required) != dimensions:
         return None  # the columns do not make a dimension group by themselves (implied values, ...)
 
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
     watch = _Watch(stream)
     try:
         table = pacsv.read_csv(
@@ -245,8 +242,8 @@ def check_csv_fast(stream: IO[bytes], checker: DataIdChecker) -> CheckResult | N
 
     # Existence of every value, on the rows as read (so a problem has its line), one instrument at a time.
     missing = _missing(checker, instruments, codes, integer_names, columns)
-    behind = any(m is not None and m.any() for n, m in missing.items() if n in ("exposure", "visit"))
-    if behind and checker._resync_once():  # the mirror may be behind the registry: read it again, once
+    if _mirror_behind(checker, instruments, codes, integer_names, columns, missing) and checker._resync_once():
+        # The registry holds values the mirror does not: read it again, once, and check again.
         missing = _missing(checker, instruments, codes, integer_names, columns)
     bad = np.zeros(rows_read, dtype=bool)
     for mask in missing.values():
@@ -283,7 +280,6 @@ LOOKUP_TABLE_MAX = 1 << 25  # ids spanning at most this range are checked with a
 def _absent(known: Any, values: Any, lo: int, hi: int) -> Any:
     """Which ``values`` (all in [lo, hi]) are not in ``known``: one lookup each in a table over
     [lo, hi] when that range is modest (exposure ids of a few months are), else a binary search each."""
-    import numpy as np
 
     if hi - lo < LOOKUP_TABLE_MAX:
         table = np.ones(hi - lo + 1, dtype=bool)
@@ -298,7 +294,6 @@ def _absent(known: Any, values: Any, lo: int, hi: int) -> Any:
 
 def _missing(checker: DataIdChecker, instruments: list[str], codes: Any, names: list[str], columns: list[Any]):
     """Per column (and ``instrument``), a mask of the rows whose value the repo does not hold (None: all held)."""
-    import numpy as np
 
     n = len(codes)
     out: dict[str, Any] = {name: None for name in [*names, "instrument"]}
@@ -332,10 +327,26 @@ def _missing(checker: DataIdChecker, instruments: list[str], codes: Any, names: 
     return out
 
 
+def _mirror_behind(checker: DataIdChecker, instruments, codes, names, columns, missing) -> bool:
+    """Whether the registry holds any exposure or visit that the mirror lacks. Asked for the missing
+    values only (a few bound queries), so a file with unknown ids is refused without re-reading the
+    whole registry into the mirror, which takes a while for a large repo."""
+    from lsst_adapter.dataids import any_exist
+
+    for name, column in zip(names, columns, strict=True):
+        mask = missing.get(name) if name in ("exposure", "visit") else None
+        if mask is None or not mask.any():
+            continue
+        for code, instrument in enumerate(instruments):
+            values = np.unique(column[mask & (codes == code)])
+            if len(values) and any_exist(checker.uri, name, instrument, values.tolist()):
+                return True
+    return False
+
+
 def _report(result: CheckResult, bad: Any, missing: dict[str, Any], instruments, codes, columns) -> None:
     """The problems of the bad rows, as the general path words them: the first ``ERROR_SAMPLE`` with
     their line (header is line 1) and key, and the total."""
-    import numpy as np
 
     from .normalize import ERROR_SAMPLE, Problem
 

@@ -297,3 +297,22 @@ def test_both_ways_of_removing_duplicates_give_the_sorted_distinct_rows(monkeypa
     expected = sorted(set(zip(codes.tolist(), exposures.tolist(), detectors.tolist(), strict=True)))
     assert list(zip(out_codes.tolist(), out_exposures.tolist(), out_detectors.tolist(), strict=True)) == expected
     assert duplicates == 5000 - len(expected)
+
+
+def test_the_mirror_is_re_read_only_when_the_registry_holds_what_it_lacks(monkeypatch, owner, butler_repo):
+    import tagging.services as tagging_services
+    from tagging.models import Exposure
+
+    syncs = []
+    real_sync = tagging_services.repo_mirror_sync
+    monkeypatch.setattr(tagging_services, "repo_mirror_sync", lambda **kw: (syncs.append(1), real_sync(**kw))[1])
+    # An unknown exposure: the registry is asked about it alone, and the mirror is not re-read.
+    kind, (_, problems, _, _) = upload(
+        owner, lines(f"DemoCam,{exposure_id(150)},0", f"DemoCam,{exposure_id(999)},1"), "u"
+    )
+    assert kind == "refused" and problems[0]["key"] == "exposure" and syncs == []
+    # The mirror is behind the registry (an exposure is missing from it): re-read once, then stored.
+    Exposure.objects.filter(repo=butler_repo, exposure_id=exposure_id(151)).delete()
+    kind, stored = upload(owner, lines(f"DemoCam,{exposure_id(150)},0", f"DemoCam,{exposure_id(151)},1"), "b")
+    assert kind == "stored" and stored[2] == 2 and syncs == [1]
+    assert Exposure.objects.filter(repo=butler_repo, exposure_id=exposure_id(151)).exists()

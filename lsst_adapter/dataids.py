@@ -46,6 +46,31 @@ def dimension_keys(uri: str, element: str) -> set[tuple]:
     return keys
 
 
+def any_exist(uri: str, element: str, instrument: str, ids: Sequence[int], batch: int = 10_000) -> bool:
+    """Whether the registry holds any of these ``exposure``/``visit``/``detector`` ids for ``instrument``
+    (a few bound ``IN`` queries; stops at the first batch with a hit)."""
+    if element not in ("exposure", "visit", "detector"):
+        raise ValueError(f"not an id element: {element}")
+    butler = open_butler(uri)
+    for start in range(0, len(ids), batch):
+        part = [int(i) for i in ids[start : start + batch]]
+        records = butler.query_dimension_records(
+            element, where=f"{element} IN (ids)", bind={"ids": part}, instrument=instrument, explain=False, limit=1
+        )
+        if records:
+            return True
+    return False
+
+
+def visit_definitions(uri: str) -> set[tuple]:
+    """(instrument, exposure, visit) of every exposure of every visit: the registry's ``visit_definition``."""
+    butler = open_butler(uri)
+    return {
+        (record.dataId["instrument"], record.dataId["exposure"], record.dataId["visit"])
+        for record in butler.query_dimension_records("visit_definition", limit=None)
+    }
+
+
 def query_data_ids(
     uri: str,
     dimensions: Sequence[str],

@@ -8,6 +8,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
+from .fields import ArrayColumn
+
 label_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "Use letters, digits, '-', '_' and '.', starting with a letter or digit."
 )
@@ -242,10 +244,56 @@ DATA_ID_COLUMNS = (
 )
 
 
-class DataIdRow(models.Model):
-    """One data ID of one set version, primary keys only, in indexed columns that SQL can join."""
+class DataIdChunk(models.Model):
+    """A block of up to a few thousand data IDs of one set version, stored as one typed array per dimension.
 
-    version = models.ForeignKey(DataIdSetVersion, on_delete=models.CASCADE, related_name="rows", db_index=False)
+    A version's data IDs are the concatenation of its chunks in ``seq`` order. A chunk holds one
+    instrument (a plain column); every other dimension of the version is an array of ``size`` values
+    (NULL for the dimensions the version does not have). Storing arrays, not one indexed row per data
+    ID, is what lets a million-ID upload cost about as much as a plain ``COPY`` of the rows. The
+    ``*_min``/``*_max`` columns (a zone map) find the chunks that may hold an exposure or a visit.
+    SQL sees one row per data ID through the ``tagging_dataidrow`` view (:class:`DataIdRow`)."""
+
+    version = models.ForeignKey(DataIdSetVersion, on_delete=models.CASCADE, related_name="chunks", db_index=False)
+    seq = models.PositiveIntegerField()
+    size = models.PositiveIntegerField()
+    instrument = models.CharField(max_length=64, null=True, blank=True)
+    exposure = ArrayColumn(base="bigint", null=True, blank=True)
+    visit = ArrayColumn(base="bigint", null=True, blank=True)
+    detector = ArrayColumn(base="integer", null=True, blank=True)
+    day_obs = ArrayColumn(base="integer", null=True, blank=True)
+    band = ArrayColumn(base="text", null=True, blank=True)
+    physical_filter = ArrayColumn(base="text", null=True, blank=True)
+    skymap = ArrayColumn(base="text", null=True, blank=True)
+    tract = ArrayColumn(base="integer", null=True, blank=True)
+    patch = ArrayColumn(base="integer", null=True, blank=True)
+    exposure_min = models.BigIntegerField(null=True, blank=True)
+    exposure_max = models.BigIntegerField(null=True, blank=True)
+    visit_min = models.BigIntegerField(null=True, blank=True)
+    visit_max = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["version", "seq"]
+        constraints = [models.UniqueConstraint(fields=["version", "seq"], name="dataidchunk_unique_seq")]
+        indexes = [
+            models.Index(fields=["instrument", "exposure_min", "exposure_max"], name="dataidchunk_exposure_zone"),
+            models.Index(fields=["instrument", "visit_min", "visit_max"], name="dataidchunk_visit_zone"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version_id}#{self.seq} ({self.size} data IDs)"
+
+
+class DataIdRow(models.Model):
+    """One data ID of one set version, primary keys only: a read-only view over :class:`DataIdChunk`
+    (PostgreSQL ``unnest`` of the chunk arrays, SQLite ``json_each``), so that SQL can join a set's data
+    IDs with other tables and the ORM can filter them. ``id`` orders a version's data IDs as stored.
+    Writes go to the chunks (``tagging.dataids.storage``); readers of whole versions use it too."""
+
+    id = models.BigIntegerField(primary_key=True)
+    version = models.ForeignKey(
+        DataIdSetVersion, on_delete=models.DO_NOTHING, related_name="rows", db_constraint=False, db_index=False
+    )
     instrument = models.CharField(max_length=64, null=True, blank=True)
     exposure = models.BigIntegerField(null=True, blank=True)
     visit = models.BigIntegerField(null=True, blank=True)
@@ -258,12 +306,9 @@ class DataIdRow(models.Model):
     patch = models.IntegerField(null=True, blank=True)
 
     class Meta:
+        managed = False
+        db_table = "tagging_dataidrow"
         ordering = ["version", "pk"]
-        indexes = [
-            models.Index(fields=["version", "exposure", "detector"], name="dataidrow_exp_det"),
-            models.Index(fields=["version", "visit", "detector"], name="dataidrow_visit_det"),
-            models.Index(fields=["version", "tract", "patch"], name="dataidrow_tract_patch"),
-        ]
 
     def __str__(self) -> str:
         return ", ".join(f"{c}={getattr(self, c)}" for c in DATA_ID_COLUMNS if getattr(self, c) is not None)

@@ -129,9 +129,11 @@ def dataidset_version(*, dataid_set: DataIdSet, number: int | str | None = None)
     return version
 
 
-def dataidset_rows(*, version: DataIdSetVersion, chunk_size: int = 10_000) -> Iterator[tuple]:
+def dataidset_rows(*, version: DataIdSetVersion) -> Iterator[tuple]:
     """The data IDs of a version in storage order, primary keys only, streamed from the database."""
-    return version.rows.order_by("pk").values_list(*version.dimensions).iterator(chunk_size=chunk_size)
+    from .dataids import storage
+
+    return storage.iter_rows(version.pk, list(version.dimensions))
 
 
 def dataidset_sharing(*, dataid_set: DataIdSet) -> dict[str, list[tuple[str, str]]]:

@@ -60,6 +60,12 @@ def exposure_tag_rows(*, user, exposure: Exposure) -> list[TagRowView]:
 def exposure_dataid_sets(*, user, exposure: Exposure) -> QuerySet[DataIdSetVersion]:
     """The latest versions of the DataID sets ``user`` may see that hold this exposure (or its visit), each with
     ``matching``: how many of its data IDs are about it (one per detector, typically). One query."""
+    from .dataids import storage
+
+    # The chunks' zone map (min/max exposure and visit per chunk) names the candidate versions cheaply.
+    candidates = storage.versions_containing(exposure.instrument, exposure=exposure.exposure_id)
+    if exposure.visit_id is not None:
+        candidates |= storage.versions_containing(exposure.instrument, visit=exposure.visit_id)
     latest = DataIdSetVersion.objects.filter(dataid_set=OuterRef("dataid_set")).order_by("-number").values("pk")[:1]
     rows = DataIdRow.objects.filter(version=OuterRef("pk")).filter(_rows_of(exposure))
     matching = rows.order_by().values("version").annotate(n=Count("pk")).values("n")[:1]
@@ -67,7 +73,7 @@ def exposure_dataid_sets(*, user, exposure: Exposure) -> QuerySet[DataIdSetVersi
         DataIdSetVersion.objects.filter(
             dataid_set__in=DataIdSet.objects.restrict(user, "view").filter(repo_id=exposure.repo_id)
         )
-        .filter(pk=Subquery(latest))
+        .filter(pk=Subquery(latest), pk__in=candidates)
         .filter(Exists(rows))
         .annotate(matching=Subquery(matching))
         .select_related("dataid_set", "dataid_set__owner")

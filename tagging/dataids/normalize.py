@@ -219,6 +219,15 @@ class DataIdChecker:
             self._known[element] = dimension_keys(self.uri, element)
         return self._known[element]
 
+    def _visit_definitions(self) -> set[tuple]:
+        """(instrument, exposure, visit) of every exposure of every visit in the registry (read once, and
+        only when a data ID gives an exposure and a visit that are not a one-to-one pair in the mirror)."""
+        if "visit_definition" not in self._known:
+            from lsst_adapter.dataids import visit_definitions
+
+            self._known["visit_definition"] = visit_definitions(self.uri)
+        return self._known["visit_definition"]
+
     def _resync_once(self) -> bool:
         """Something was not in the mirror: read the registry again once, in case it is newer."""
         if self._resynced:
@@ -276,10 +285,16 @@ class DataIdChecker:
                     )
                 }
             known_exposures = set()
-            if exposure_ids:
-                known_exposures = set(
-                    mirror.filter(exposure_id__in={e for _, e in exposure_ids}).values_list("instrument", "exposure_id")
-                )
+            visit_of: dict[tuple, int | None] = {}  # (instrument, exposure) -> its one-to-one visit, per the mirror
+            if exposure_ids or obs_ids or day_seq:
+                wanted = {e for _, e in exposure_ids} | set(by_obs.values()) | set(by_dayseq.values())
+                visit_of = {
+                    (i, e): v
+                    for i, e, v in mirror.filter(exposure_id__in=wanted).values_list(
+                        "instrument", "exposure_id", "visit_id"
+                    )
+                }
+                known_exposures = set(visit_of)
             known_visits: set = set()
             by_visit_name: dict = {}
             if visit_ids:
@@ -370,6 +385,20 @@ class DataIdChecker:
                 problems.append(
                     Problem(p.where, "visit", f"visit {values['visit']} does not exist for instrument {instrument!r}")
                 )
+            if "exposure" in values and "visit" in values and not problems:
+                # Both given: they must name the same observation (the registry's visit_definition).
+                pair = (instrument, values["exposure"])
+                if visit_of.get(pair) != values["visit"] and (
+                    (instrument, values["exposure"], values["visit"]) not in self._visit_definitions()
+                ):
+                    problems.append(
+                        Problem(
+                            p.where,
+                            "visit",
+                            f"visit {values['visit']} does not include exposure {values['exposure']} "
+                            f"for instrument {instrument!r}",
+                        )
+                    )
             if instrument is not None and (instrument,) not in self._known_keys("instrument"):
                 problems.append(Problem(p.where, "instrument", f"instrument {instrument!r} is not in this repo"))
             for dim in ("band", "physical_filter", "day_obs", "skymap", "tract", "patch"):

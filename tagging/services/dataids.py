@@ -17,8 +17,9 @@ from core.errors import InputError
 from core.roles import is_staff_member
 from core.sharing import share_object
 
+from ..dataids import storage
 from ..dataids.fastcsv import check_csv_fast
-from ..dataids.normalize import CheckResult, ColumnRows, DataIdChecker
+from ..dataids.normalize import CheckResult, DataIdChecker
 from ..dataids.readers import ReadError, guess_format, read_astropy, read_csv, read_json
 from ..models import (
     DATA_ID_COLUMNS,
@@ -221,90 +222,9 @@ def _columns(dimensions: list[str]) -> list[str]:
     return list(dimensions)
 
 
-# Binary COPY encodings of the integer column types a DataIdRow has (big-endian, as PostgreSQL sends them).
-_PG_BINARY_INTEGERS = {"bigint": ">i8", "integer": ">i4"}
-_COPY_BLOCK_ROWS = 65_536
-
-
-def _binary_copy_plan(dimensions: list[str], rows: ColumnRows) -> dict[str, str] | None:
-    """numpy dtypes of the integer columns for a binary COPY, or None when one cannot be encoded."""
-    import numpy as np
-
-    plan = {}
-    for name in ["version", *dimensions]:
-        if name == "instrument":
-            continue
-        dtype = _PG_BINARY_INTEGERS.get(DataIdRow._meta.get_field(name).db_type(connection) or "")
-        if dtype is None:
-            return None
-        if name != "version":
-            values = rows.arrays[name]
-            info = np.iinfo(np.dtype(dtype).newbyteorder("="))
-            if len(values) and (int(values.min()) < info.min or int(values.max()) > info.max):
-                return None  # out of range: let the text path fail with PostgreSQL's own message
-        plan[name] = dtype
-    return plan
-
-
-def _copy_binary(cursor, table: str, version_id: int, dimensions: list[str], rows: ColumnRows, plan: dict) -> None:
-    """The rows as binary COPY data, built with numpy a block at a time: fixed-width records, one record
-    type per instrument (the only text column), so no Python code runs per row."""
-    import numpy as np
-
-    codes = rows.instrument_codes
-    bounds = (np.flatnonzero(np.diff(codes)) + 1).tolist()
-    sql = f"COPY {table} (version_id, {', '.join(dimensions)}) FROM STDIN WITH (FORMAT binary)"
-    with cursor.copy(sql) as copy:
-        copy.write(b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8)  # signature, flags, header extension length
-        for start, stop in zip([0, *bounds], [*bounds, rows.count], strict=True):
-            instrument = rows.instruments[int(codes[start])].encode()
-            fields: list[tuple[str, str]] = [("n", ">i2"), ("version_len", ">i4"), ("version", plan["version"])]
-            for name in dimensions:
-                width = f"S{len(instrument)}" if name == "instrument" else plan[name]
-                fields += [(f"{name}_len", ">i4"), (name, width)]
-            dtype = np.dtype(fields)
-            for block in range(start, stop, _COPY_BLOCK_ROWS):
-                end = min(block + _COPY_BLOCK_ROWS, stop)
-                record = np.empty(end - block, dtype=dtype)
-                record["n"] = 1 + len(dimensions)
-                record["version_len"] = 8 if plan["version"] == ">i8" else 4
-                record["version"] = version_id
-                for name in dimensions:
-                    if name == "instrument":
-                        record["instrument_len"] = len(instrument)
-                        record["instrument"] = instrument
-                    else:
-                        record[f"{name}_len"] = np.dtype(plan[name]).itemsize
-                        record[name] = rows.arrays[name][block:end]
-                copy.write(record.tobytes())
-        copy.write(b"\xff\xff")  # end of data
-
-
 def _store_rows(version: DataIdSetVersion, result: CheckResult) -> None:
-    dimensions = result.dimensions
-    columns = ["version_id", *_columns(dimensions)]
-    table = DataIdRow._meta.db_table
-    if connection.vendor == "postgresql":
-        # COPY is an order of magnitude faster than INSERTs for large sets.
-        with connection.cursor() as cursor:
-            raw = cursor.cursor  # the psycopg cursor
-            if result.columns is not None:
-                plan = _binary_copy_plan(dimensions, result.columns)
-                if plan is not None:
-                    _copy_binary(raw, table, version.pk, dimensions, result.columns, plan)
-                    return
-            rows = result.columns.tuples(dimensions) if result.columns is not None else result.rows
-            with raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                vid = version.pk
-                for row in rows:
-                    copy.write_row((vid, *row))
-        return
-    placeholders = ", ".join(["%s"] * len(columns))
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608 - fixed names
-    rows = list(result.columns.tuples(dimensions)) if result.columns is not None else result.rows
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), 5000):
-            cursor.executemany(sql, [(version.pk, *row) for row in rows[start : start + 5000]])
+    rows = result.columns if result.columns is not None else storage.columns_from_tuples(result.dimensions, result.rows)
+    storage.store(version.pk, result.dimensions, rows)
 
 
 def _next_version(dataid_set: DataIdSet) -> int:
@@ -448,11 +368,12 @@ def dataidset_algebra(
         raise ValidationError({"name": f"A DataID set named {name!r} already exists in {repo.label}."})
     dims = _columns(list(first.dimensions))
     cols = ", ".join(dims)
-    table = DataIdRow._meta.db_table
+    table = DataIdRow._meta.db_table  # the view: one row per data ID
     selects = f" {_ALGEBRA_SQL[operation]} ".join(f"SELECT {cols} FROM {table} WHERE version_id = %s" for _ in ordered)  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*) FROM ({selects}) AS combined", [p.pk for p in ordered])  # noqa: S608
-        count = cursor.fetchone()[0]
+        cursor.execute(f"SELECT {cols} FROM ({selects}) AS combined ORDER BY {cols}", [p.pk for p in ordered])  # noqa: S608
+        result = cursor.fetchall()
+    count = len(result)
     if count == 0:
         raise InputError(f"The {operation} is empty; no set was stored.", field="parents")
     _quota_check(user, count)
@@ -471,11 +392,7 @@ def dataidset_algebra(
         },
         created_by=user,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (version_id, {cols}) SELECT %s, {cols} FROM ({selects}) AS combined",  # noqa: S608
-            [version.pk, *[p.pk for p in ordered]],
-        )
+    storage.store(version.pk, dims, storage.columns_from_tuples(dims, result))
     return version
 
 
@@ -547,56 +464,6 @@ def dataidset_tag_start(
     return version
 
 
-def _version_columns(version_id: int, dimensions: list[str], batch: int = 50_000) -> dict[str, Any]:
-    """A version's data IDs in stored order as one numpy array per dimension (int64 for integer
-    dimensions, strings otherwise), read in one query: on PostgreSQL a CSV ``COPY`` parsed by pyarrow,
-    elsewhere through a server-side cursor."""
-    import numpy as np
-
-    from lsst_adapter.dataids import INTEGER_DIMENSIONS
-
-    names = _columns(dimensions)
-    sql = f"SELECT {', '.join(names)} FROM {DataIdRow._meta.db_table} WHERE version_id = %s ORDER BY id"  # noqa: S608
-    if connection.vendor == "postgresql":
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
-
-        data = bytearray()
-        with (
-            connection.cursor() as cursor,
-            cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", [version_id]) as copy,
-        ):
-            for block in copy:
-                data += block
-        if not data:
-            return {name: np.array([], dtype=np.int64 if name in INTEGER_DIMENSIONS else str) for name in names}
-        types = {name: pa.int64() if name in INTEGER_DIMENSIONS else pa.string() for name in names}
-        table = pacsv.read_csv(
-            pa.py_buffer(bytes(data)),
-            read_options=pacsv.ReadOptions(column_names=names),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types=types, strings_can_be_null=False, quoted_strings_can_be_null=False
-            ),
-        )
-        return {
-            name: table.column(name).to_numpy()
-            if name in INTEGER_DIMENSIONS
-            else np.array(table.column(name).to_pylist(), dtype=str)
-            for name in names
-        }
-    parts: dict[str, list[Any]] = {name: [] for name in names}
-    with transaction.atomic(), connection.chunked_cursor() as cursor:
-        cursor.execute(sql, [version_id])
-        while chunk := cursor.fetchmany(batch):
-            for name, values in zip(names, zip(*chunk, strict=True), strict=True):
-                parts[name].append(np.array(values, dtype=np.int64 if name in INTEGER_DIMENSIONS else str))
-    return {
-        name: np.concatenate(chunks) if chunks else np.array([], dtype=np.int64 if name in INTEGER_DIMENSIONS else str)
-        for name, chunks in parts.items()
-    }
-
-
 def dataidset_tag_run(*, version_id: int) -> DataIdSetVersion | None:
     """The work of the Celery task: claim the version, resolve its data IDs in one Butler query and
     associate the datasets. Safe to run twice: only a pending version is claimed."""
@@ -610,7 +477,7 @@ def dataidset_tag_run(*, version_id: int) -> DataIdSetVersion | None:
         return None
     version = DataIdSetVersion.objects.select_related("dataid_set__repo").get(pk=version_id)
     dims = list(version.dimensions)
-    columns = _version_columns(version.pk, dims)
+    columns = storage.read_columns(version.pk, dims)
     try:
         result = tag_datasets(
             version.dataid_set.repo.config_uri,

@@ -307,6 +307,35 @@ def test_a_non_existent_exposure_is_refused(api, owner, butler_repo):
     assert str(exposure_id(999)) in problem["message"]
 
 
+def test_a_visit_that_does_not_include_the_exposure_is_refused(api, owner, butler_repo):
+    """Issue 3: each of visit and exposure existed, so a data ID pairing the wrong ones was accepted."""
+    records = [
+        {"instrument": "DemoCam", "exposure": exposure_id(150), "visit": exposure_id(150), "detector": 0},
+        {"instrument": "DemoCam", "exposure": exposure_id(150), "visit": exposure_id(151), "detector": 1},
+    ]
+    body = refused(post_records(api(owner), records), total=1)
+    assert body["errors"] == [
+        {
+            "where": "index 1",
+            "key": "visit",
+            "message": f"visit {exposure_id(151)} does not include exposure {exposure_id(150)} for instrument 'DemoCam'",
+        }
+    ]
+    content = csv_bytes("instrument,exposure,visit,detector", f"DemoCam,{exposure_id(152)},{exposure_id(153)},2")
+    body = refused(post_file(api(owner), content, "pairs.csv"), total=1)
+    assert (body["errors"][0]["where"], body["errors"][0]["key"]) == ("line 2", "visit")
+
+
+def test_a_visit_and_its_own_exposure_are_stored(api, owner, butler_repo):
+    records = [
+        {"instrument": "DemoCam", "exposure": exposure_id(s), "visit": exposure_id(s), "detector": 0}
+        for s in (150, 151)
+    ]
+    version = created(post_records(api(owner), records))
+    assert version.dimensions == ["instrument", "detector", "exposure", "visit"]
+    assert set(version.rows.values_list("exposure", "visit")) == {(exposure_id(s), exposure_id(s)) for s in (150, 151)}
+
+
 def test_an_unknown_obs_id_or_detector_name_is_refused(api, owner, butler_repo):
     content = csv_bytes("obs_id,detector", f"DC_O_{NIGHT}_000150,R22_S99", f"DC_O_{NIGHT}_000777,R22_S00")
     body = refused(post_file(api(owner), content, "alt.csv"), total=2)

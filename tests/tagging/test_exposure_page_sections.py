@@ -183,4 +183,4 @@ def test_the_exposure_page_costs_a_fixed_number_of_queries(
     assert len(response.context["flags"]) == 4 and len(response.context["tag_rows"]) == 2
 
 
-QUERIES = 12  # the page, its flags, bad data, tag rows, sets and metrics sections
+QUERIES = 14  # the page, its flags, bad data, tag rows, sets (2 zone-map probes + 1) and metrics sections

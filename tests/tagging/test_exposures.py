@@ -294,3 +294,28 @@ def test_only_staff_may_add_butler_repos(api, owner, science_user, outsider, but
     assert api(owner).post("/api/v1/butler-repos/", {"label": "-bad", "config_uri": "/x"}).status_code == 400
     labels = [r["label"] for r in api(science_user).get("/api/v1/butler-repos/").json()]
     assert labels == ["demo", "embargo"]
+
+
+def test_the_exposure_page_lists_the_sets_holding_it_that_the_user_may_see(science_user, owner, butler_repo):
+    from tagging.models import SetVisibility
+    from tagging.services import UploadSource, dataidset_create
+
+    def make(name: str, records: list[dict], visibility: str) -> None:
+        dataidset_create(
+            user=owner, repo_label="demo", name=name, reason="r", visibility=visibility,
+            source=UploadSource(kind="records", records=records),
+        )  # fmt: skip
+
+    exposure = exposure_id(151)
+    make("public-exp", [{"exposure": exposure, "detector": 1}], SetVisibility.PUBLIC)
+    make("public-visit", [{"visit": exposure, "detector": 2}], SetVisibility.PUBLIC)
+    make("private-exp", [{"exposure": exposure, "detector": 3}], SetVisibility.PRIVATE)
+    make("other-exp", [{"exposure": exposure_id(152), "detector": 1}], SetVisibility.PUBLIC)
+    html = page_client(science_user).get(f"{PAGE}{exposure}/").content.decode()
+    section = html[html.index('id="dataid-sets"') :]
+    assert "public-exp" in section and "public-visit" in section
+    assert "private-exp" not in section and "other-exp" not in section
+    owner_html = page_client(owner).get(f"{PAGE}{exposure}/").content.decode()
+    assert "private-exp" in owner_html[owner_html.index('id="dataid-sets"') :]
+    empty = page_client(science_user).get(f"{PAGE}{exposure_id(153)}/").content.decode()
+    assert "No DataID set you may see holds this exposure" in empty

@@ -362,12 +362,12 @@ def _set_ref(value: Any, key: str, errors: _Errors) -> tuple[str, int | None] | 
             errors.add(f"{key}.version", f"Must be a version number, got {number!r}.")
             return None
         value = {"dataid_set": name, "version": int(number) if number else None}
-    if not isinstance(value, Mapping) or not isinstance(value.get("dataid_set"), str) or not value["dataid_set"]:
-        errors.add(key, 'Must be {"dataid_set": NAME, "version": N} or "NAME@vN".')
-        return None
-    unknown = [k for k in value if k not in ("dataid_set", "version")]
+    unknown = [k for k in value if k not in ("dataid_set", "version")] if isinstance(value, Mapping) else []
     if unknown:
         errors.add(f"{key}.{unknown[0]}", "Unknown key; use dataid_set and version.")
+        return None
+    if not isinstance(value, Mapping) or not isinstance(value.get("dataid_set"), str) or not value["dataid_set"]:
+        errors.add(key, 'Must be {"dataid_set": NAME, "version": N} or "NAME@vN".')
         return None
     version = value.get("version")
     if isinstance(version, str) and version.strip().isdigit():
@@ -378,7 +378,9 @@ def _set_ref(value: Any, key: str, errors: _Errors) -> tuple[str, int | None] | 
     return value["dataid_set"].strip(), version
 
 
-def _dataid_sets(value: Any, key: str, repo_label: str, errors: _Errors) -> list[dict[str, Any]]:
+def _dataid_sets(
+    value: Any, key: str, repo_label: str, errors: _Errors, *, included: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """A list of DataID set versions (``include_sets``/``exclude_sets``), each pinned to a version of a set in
     the campaign's repo (the latest when none is given) whose dimensions a pipeline can be constrained by."""
     from tagging.models import DataIdSetVersion
@@ -416,6 +418,9 @@ def _dataid_sets(value: Any, key: str, repo_label: str, errors: _Errors) -> list
             )
             continue
         pinned = {"dataid_set": name, "version": found.number}
+        if included and pinned in included:
+            errors.add(at, f"{name} v{found.number} is also an include set.")
+            continue
         if pinned in out:
             errors.add(at, f"{name} v{found.number} is listed twice.")
             continue
@@ -502,10 +507,13 @@ def clean_definition(
             errors.add("data_query", f"Not a valid Butler 'where' expression: {problem.message}")
     out["input_selection"] = _input_selection(merged.get("input_selection"), repo_label, errors)
     out["include_sets"] = _dataid_sets(merged.get("include_sets"), "include_sets", repo_label, errors)
-    out["exclude_sets"] = _dataid_sets(merged.get("exclude_sets"), "exclude_sets", repo_label, errors)
-    for i, ref in enumerate(out["exclude_sets"]):
-        if ref in out["include_sets"] or ref == out["input_selection"]:
-            errors.add(f"exclude_sets[{i}]", f"{ref['dataid_set']} v{ref['version']} is also an include set.")
+    out["exclude_sets"] = _dataid_sets(
+        merged.get("exclude_sets"),
+        "exclude_sets",
+        repo_label,
+        errors,
+        included=[*out["include_sets"], *([out["input_selection"]] if out["input_selection"] else [])],
+    )
     if repo_label:
         _check_set_keys(out, repo_label, errors)
     out["output_collection"] = _text(merged.get("output_collection"), "output_collection", errors, max_length=512)

@@ -137,7 +137,11 @@ def plan_inputs(campaign: Campaign, *, need_exposures: bool) -> tuple[list[dict[
     kept = exposures()
     if resolved is not None:
         key = "exposure_id" if resolved.key == "exposure" else "visit_id"
+        queried_keys = {(e["instrument"], e[key]) for e in kept}
         kept = [e for e in kept if (e["instrument"], e[key]) in resolved.keys]
+        # The table too keeps only what the data query selects (cheap here: the registry was asked anyway).
+        resolved.rows = [r for r in resolved.rows if r[:2] in queried_keys]
+        resolved.keys &= queried_keys
     return kept, resolved
 
 

@@ -174,8 +174,9 @@ def empty_table_problem(path: str) -> str | None:
 
 def campaign_dataid_sets(*, user, campaign) -> list[dict[str, Any]]:
     """The include and exclude sets of a campaign for its page: name, version, count, and a link only for
-    those who may see the set."""
-    include, exclude = set_refs(campaign)
+    those who may see the set. (``input_selection`` has its own section on the page, with its recipe.)"""
+    include = [dict(r) for r in campaign.include_sets or []]
+    exclude = [dict(r) for r in campaign.exclude_sets or []]
     refs = [("include", r) for r in include] + [("exclude", r) for r in exclude]
     if not refs:
         return []

@@ -208,3 +208,39 @@ def test_a_group_whose_sets_leave_nothing_fails_its_preflight_saying_so(
     error = group.submissions.get().error
     assert error.startswith("Preflight: the data-ID table ")
     assert "selects no data IDs (include first-night@v1; exclude same-as-first@v1)" in error
+
+
+def test_a_metric_conditioned_input_is_passed_next_to_the_sets_table(make_exec_campaign, owner, sets, tmp_path):
+    """pipetask ANDs repeated --data-id-table options (pipe_base joins each table into the data-ID query), so a
+    step's metric-conditioned table is added to the sets' table, never put in its place."""
+    from campaigns.execution.runner import build_spec
+    from campaigns.execution.services import step_input_table_set
+    from campaigns.models import Submission
+
+    campaign = make_exec_campaign(include_sets=["first-night"])
+    campaign = campaign_launch(user=owner, campaign_id=campaign.pk)
+    step2 = campaign.steps.get(name="step2")
+    sets_table = step2.groups.first().data_id_table
+    assert sets_table.endswith(f"/inputs/{campaign.pk}/dataid-sets-v{campaign.version}.ecsv")
+    metric_table = str(tmp_path / "step2-v1.ecsv")
+    for _ in range(2):  # a check run twice records the same
+        step_input_table_set(step_id=step2.pk, path=metric_table, comment="frozen from a metric condition")
+    group = step2.groups.first()
+    assert group.data_id_table == f"{sets_table}\n{metric_table}"
+    spec = build_spec(Submission(group=group, number=1, run_collection="x/attempt1", submit_dir=str(tmp_path)))
+    assert [str(t) for t in spec.data_id_tables] == [sets_table, metric_table]
+
+
+def test_the_api_takes_and_shows_the_sets_and_names_a_bad_entry(owner, sets, api, science_user):
+    data = {**definition(), "include_sets": ["first-night"], "exclude_sets": [{"dataid_set": "hot-amp"}]}
+    assert api(science_user).post("/api/v1/campaigns/", data, format="json").status_code == 403
+    response = api(owner).post("/api/v1/campaigns/", data, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["include_sets"] == [{"dataid_set": "first-night", "version": 1}]
+    assert body["exclude_sets"] == [{"dataid_set": "hot-amp", "version": 1}]
+    response = api(owner).post(
+        "/api/v1/campaigns/", {**data, "name": "other", "include_sets": ["first-night@v3"]}, format="json"
+    )
+    assert response.status_code == 400
+    assert "include_sets[0].version" in str(response.json())

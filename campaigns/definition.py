@@ -38,6 +38,8 @@ DEFINITION_FIELDS = (
     "input_collections",
     "data_query",
     "input_selection",
+    "include_sets",
+    "exclude_sets",
     "output_collection",
     "bps",
     "scope",
@@ -58,6 +60,8 @@ DEFAULTS: dict[str, Any] = {
     "input_collections": [],
     "data_query": "",
     "input_selection": {},
+    "include_sets": [],
+    "exclude_sets": [],
     "output_collection": "",
     "bps": {},
     "scope": "",
@@ -347,6 +351,110 @@ def _input_selection(value: Any, repo_label: str, errors: _Errors) -> dict[str, 
     return {"dataid_set": value["dataid_set"], "version": found.number}
 
 
+SET_DIMENSIONS = ("instrument", "exposure", "visit", "detector")
+
+
+def _set_ref(value: Any, key: str, errors: _Errors) -> tuple[str, int | None] | None:
+    """``{"dataid_set": NAME, "version": N}`` or ``"NAME@vN"`` (version optional) → (name, version)."""
+    if isinstance(value, str):
+        name, _, number = value.strip().partition("@v")
+        if number and not number.isdigit():
+            errors.add(f"{key}.version", f"Must be a version number, got {number!r}.")
+            return None
+        value = {"dataid_set": name, "version": int(number) if number else None}
+    unknown = [k for k in value if k not in ("dataid_set", "version")] if isinstance(value, Mapping) else []
+    if unknown:
+        errors.add(f"{key}.{unknown[0]}", "Unknown key; use dataid_set and version.")
+        return None
+    if not isinstance(value, Mapping) or not isinstance(value.get("dataid_set"), str) or not value["dataid_set"]:
+        errors.add(key, 'Must be {"dataid_set": NAME, "version": N} or "NAME@vN".')
+        return None
+    version = value.get("version")
+    if isinstance(version, str) and version.strip().isdigit():
+        version = int(version)
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
+        errors.add(f"{key}.version", f"Must be a version number, got {version!r}.")
+        return None
+    return value["dataid_set"].strip(), version
+
+
+def _dataid_sets(
+    value: Any, key: str, repo_label: str, errors: _Errors, *, included: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """A list of DataID set versions (``include_sets``/``exclude_sets``), each pinned to a version of a set in
+    the campaign's repo (the latest when none is given) whose dimensions a pipeline can be constrained by."""
+    from tagging.models import DataIdSetVersion
+
+    if value in (None, "", [], ()):
+        return []
+    if isinstance(value, str):
+        value = [part.strip() for part in value.replace("\n", ",").split(",") if part.strip()]
+    if not isinstance(value, list | tuple):
+        errors.add(key, 'Must be a list of {"dataid_set": NAME, "version": N} (or "NAME@vN").')
+        return []
+    out: list[dict[str, Any]] = []
+    for i, item in enumerate(value):
+        at = f"{key}[{i}]"
+        ref = _set_ref(item, at, errors)
+        if ref is None or not repo_label:
+            continue
+        name, number = ref
+        versions = DataIdSetVersion.objects.filter(dataid_set__repo__label=repo_label, dataid_set__name=name)
+        if not versions.exists():
+            errors.add(f"{at}.dataid_set", f"No DataID set {name!r} in repo {repo_label}.")
+            continue
+        found = versions.order_by("-number").first() if number is None else versions.filter(number=number).first()
+        if found is None:
+            latest = versions.order_by("-number").values_list("number", flat=True).first()
+            errors.add(f"{at}.version", f"{name} has no version {number} (latest: v{latest}).")
+            continue
+        dims = list(found.dimensions)
+        odd = [d for d in dims if d not in SET_DIMENSIONS]
+        if odd or not any(d in dims for d in ("exposure", "visit")):
+            errors.add(
+                f"{at}.dataid_set",
+                f"{name} v{found.number} holds ({', '.join(dims)}); campaign inputs are constrained by sets of "
+                "exposures or visits (optionally with detectors).",
+            )
+            continue
+        pinned = {"dataid_set": name, "version": found.number}
+        if included and pinned in included:
+            errors.add(at, f"{name} v{found.number} is also an include set.")
+            continue
+        if pinned in out:
+            errors.add(at, f"{name} v{found.number} is listed twice.")
+            continue
+        out.append(pinned)
+    return out
+
+
+def _check_set_keys(clean: dict[str, Any], repo_label: str, errors: _Errors) -> None:
+    """All sets of a campaign must be keyed alike (all by exposure or all by visit): they are combined."""
+    from tagging.models import DataIdSetVersion
+
+    keyed: dict[str, str] = {}
+    refs: list[tuple[str, dict[str, Any]]] = []
+    if clean.get("input_selection"):
+        refs.append(("input_selection", clean["input_selection"]))
+    for field in ("include_sets", "exclude_sets"):
+        refs += [(f"{field}[{i}]", ref) for i, ref in enumerate(clean.get(field) or [])]
+    for at, ref in refs:
+        version = DataIdSetVersion.objects.filter(
+            dataid_set__repo__label=repo_label, dataid_set__name=ref["dataid_set"], number=ref["version"]
+        ).first()
+        if version is not None:
+            keyed[at] = "exposure" if "exposure" in version.dimensions else "visit"
+    if len(set(keyed.values())) > 1:
+        first = next(iter(keyed))
+        for at, dim in keyed.items():
+            if dim != keyed[first]:
+                errors.add(
+                    at,
+                    f"This set is keyed by {dim} but {first} by {keyed[first]}; the sets of one campaign must all "
+                    "hold exposures or all hold visits.",
+                )
+
+
 def clean_definition(
     data: Mapping[str, Any], *, instance: Campaign | None = None, allow_unknown: bool = False
 ) -> dict[str, Any]:
@@ -398,6 +506,16 @@ def clean_definition(
         if problem is not None:
             errors.add("data_query", f"Not a valid Butler 'where' expression: {problem.message}")
     out["input_selection"] = _input_selection(merged.get("input_selection"), repo_label, errors)
+    out["include_sets"] = _dataid_sets(merged.get("include_sets"), "include_sets", repo_label, errors)
+    out["exclude_sets"] = _dataid_sets(
+        merged.get("exclude_sets"),
+        "exclude_sets",
+        repo_label,
+        errors,
+        included=[*out["include_sets"], *([out["input_selection"]] if out["input_selection"] else [])],
+    )
+    if repo_label:
+        _check_set_keys(out, repo_label, errors)
     out["output_collection"] = _text(merged.get("output_collection"), "output_collection", errors, max_length=512)
     if any(ch.isspace() for ch in out["output_collection"]):
         errors.add("output_collection", "A collection name cannot contain spaces.")
@@ -440,6 +558,8 @@ def snapshot(campaign: Campaign) -> dict[str, Any]:
         "input_collections": list(campaign.input_collections),
         "data_query": campaign.data_query,
         "input_selection": dict(campaign.input_selection or {}),
+        "include_sets": [dict(ref) for ref in campaign.include_sets or []],
+        "exclude_sets": [dict(ref) for ref in campaign.exclude_sets or []],
         "output_collection": campaign.output_collection,
         "bps": dict(campaign.bps),
         "scope": campaign.scope,

@@ -52,6 +52,18 @@ class CampaignForm(forms.Form):
         label="Data query",
         help_text="A Butler 'where' expression, e.g. instrument = 'DemoCam' AND band IN ('g', 'r').",
     )
+    include_sets = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "class": "mono"}),
+        label="Include DataID sets",
+        help_text="One set per line, as NAME or NAME@vN (latest version if none): inputs must be in every one.",
+    )
+    exclude_sets = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "class": "mono"}),
+        label="Exclude DataID sets",
+        help_text="One set per line, as NAME or NAME@vN: their data IDs are left out.",
+    )
     output_collection = forms.CharField(required=False, max_length=512)
     bps_compute_site = forms.CharField(required=False, label="Compute site", max_length=100)
     bps_wms = forms.ChoiceField(required=False, choices=[("", "—"), *WmsPlugin.choices], label="WMS plugin")
@@ -110,6 +122,8 @@ class CampaignForm(forms.Form):
         return {
             **data,
             "input_collections": "\n".join(data["input_collections"]),
+            "include_sets": "\n".join(f"{r['dataid_set']}@v{r['version']}" for r in data["include_sets"]),
+            "exclude_sets": "\n".join(f"{r['dataid_set']}@v{r['version']}" for r in data["exclude_sets"]),
             "links": "\n".join(f"{link['label']} | {link['url']}" for link in data["links"]),
             "bps_compute_site": bps.get("compute_site", ""),
             "bps_wms": bps.get("wms", ""),
@@ -151,6 +165,12 @@ class CampaignForm(forms.Form):
     def clean_notify_emails(self):
         return [part.strip() for part in re.split(r"[\n,;]", self.cleaned_data["notify_emails"]) if part.strip()]
 
+    def clean_include_sets(self):
+        return [line.strip() for line in self.cleaned_data["include_sets"].splitlines() if line.strip()]
+
+    def clean_exclude_sets(self):
+        return [line.strip() for line in self.cleaned_data["exclude_sets"].splitlines() if line.strip()]
+
     def clean_input_collections(self):
         return [line.strip() for line in re.split(r"[\n,]", self.cleaned_data["input_collections"]) if line.strip()]
 
@@ -175,6 +195,8 @@ class CampaignForm(forms.Form):
             "pipeline": d["pipeline"],
             "input_collections": d["input_collections"],
             "data_query": d["data_query"],
+            "include_sets": d["include_sets"],
+            "exclude_sets": d["exclude_sets"],
             "output_collection": d["output_collection"],
             "bps": {k: v for k, v in bps.items() if v not in (None, "", {})},
             "scope": d["scope"],

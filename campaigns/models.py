@@ -96,6 +96,16 @@ class Campaign(models.Model):
         blank=True,
         help_text="a frozen selection (DataID set) the inputs are limited to: {'dataid_set': name, 'version': n}",
     )
+    include_sets = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="DataID sets the inputs must be in (all of them): [{'dataid_set': name, 'version': n}, ...]",
+    )
+    exclude_sets = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="DataID sets whose data IDs are left out: [{'dataid_set': name, 'version': n}, ...]",
+    )
     output_collection = models.CharField(max_length=512, blank=True)
     bps = models.JSONField(default=dict, blank=True)
     scope = models.TextField(blank=True, help_text="Tracts, nights, exposure ranges, in words.")

@@ -30,6 +30,7 @@ from .forms import (
     apply_service_errors,
     step_initial,
 )
+from .inputs import campaign_dataid_sets
 from .models import CHANGE, VIEW
 from .yaml_io import campaign_to_yaml
 
@@ -125,6 +126,7 @@ def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "share_form": ShareForm() if can_edit else None,
         "notifications": selectors.campaign_notifications(campaign=campaign) if can_edit else [],
         "input_selection": campaign_input_selection(user=request.user, campaign=campaign),
+        "dataid_sets": campaign_dataid_sets(user=request.user, campaign=campaign),
         "active": "campaigns",
     }
     return render(request, "campaigns/detail.html", context)

@@ -912,6 +912,11 @@ def _plan_text(plan: dict[str, Any]) -> str:
         f"Plan of {plan['campaign']} ({plan['status']}): {plan['groups']} group(s), "
         f"about {plan['quanta_total']} quanta (estimated from the registry)."
     ]
+    if plan.get("dataid_sets"):
+        lines.append(
+            f"Every group is limited to the DataID sets ({plan['dataid_sets']}): "
+            f"{plan.get('dataid_set_rows')} data IDs, passed as a data-ID table."
+        )
     for step in plan["steps"]:
         bound = " (upper bound: its inputs come from an earlier step)" if step["upper_bound"] else ""
         lines.append("")

@@ -84,6 +84,13 @@ class CampaignWriteSerializer(serializers.Serializer):
     input_selection = serializers.JSONField(
         required=False, help_text='a frozen selection the inputs are limited to: {"dataid_set": NAME, "version": N}'
     )
+    include_sets = serializers.JSONField(
+        required=False,
+        help_text='DataID sets the inputs must all be in: [{"dataid_set": NAME, "version": N}, ...] or ["NAME@vN"]',
+    )
+    exclude_sets = serializers.JSONField(
+        required=False, help_text='DataID sets whose data IDs are left out: [{"dataid_set": NAME, "version": N}, ...]'
+    )
     output_collection = serializers.CharField(required=False, allow_blank=True)
     bps = BpsSerializer(required=False)
     scope = serializers.CharField(required=False, allow_blank=True)
@@ -180,6 +187,8 @@ class CampaignDetailSerializer(serializers.ModelSerializer):
             "input_collections",
             "data_query",
             "input_selection",
+            "include_sets",
+            "exclude_sets",
             "output_collection",
             "bps",
             "scope",

@@ -73,6 +73,8 @@ class CampaignPlan:
     counted_groups: int
     uncounted_groups: int
     seconds: float
+    dataid_sets: str = ""  # "include a@v1; exclude b@v2": every group's data-ID table at launch
+    dataid_set_rows: int | None = None  # data IDs left after the sets
 
     @property
     def total(self) -> int:
@@ -96,6 +98,8 @@ class CampaignPlan:
             "counted_groups": self.counted_groups,
             "uncounted_groups": self.uncounted_groups,
             "seconds": round(self.seconds, 3),
+            "dataid_sets": self.dataid_sets,
+            "dataid_set_rows": self.dataid_set_rows,
             "steps": [s.to_dict() for s in self.steps],
         }
 
@@ -123,7 +127,9 @@ def campaign_plan(*, user, campaign_id: int, max_counted: int | None = None) -> 
     plans: list[StepPlan] = []
     counted = uncounted = 0
     try:
-        exposures = planning.selected_exposures(campaign) if any(planning.needs_exposures(s) for s in steps) else None
+        exposures, resolved = planning.plan_inputs(
+            campaign, need_exposures=any(planning.needs_exposures(s) for s in steps)
+        )
         for step in steps:
             groups = planning.plan_groups(campaign, step, exposures)
             if not groups:
@@ -160,4 +166,6 @@ def campaign_plan(*, user, campaign_id: int, max_counted: int | None = None) -> 
         counted_groups=counted,
         uncounted_groups=uncounted,
         seconds=time.monotonic() - started,
+        dataid_sets=resolved.text if resolved is not None else "",
+        dataid_set_rows=len(resolved.rows) if resolved is not None else None,
     )

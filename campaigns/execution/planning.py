@@ -80,13 +80,9 @@ def and_where(*parts: str) -> str:
 
 
 def base_where(campaign: Campaign) -> str:
-    """The campaign's data query, with the repo's default instrument when it names none, limited to its
-    input selection (a frozen DataID set) if it has one."""
+    """The campaign's data query, with the repo's default instrument when it names none. Its DataID sets
+    (include, exclude, input selection) are not in it: they travel as a data-ID table (``campaigns.inputs``)."""
     query = (campaign.data_query or "").strip()
-    if campaign.input_selection:
-        from tagging.selection.services import campaign_selection_where
-
-        query = and_where(query, campaign_selection_where(repo=campaign.butler_repo, **campaign.input_selection))
     instrument = campaign.butler_repo.default_instrument
     if instrument and not re.search(r"\binstrument\b", query):
         return and_where(f"instrument = '{instrument}'", query)
@@ -102,7 +98,71 @@ def _chunks(values: list[int], size: int) -> list[list[int]]:
 
 
 def selected_exposures(campaign: Campaign) -> list[dict[str, Any]]:
-    """The exposures the campaign selects: ids from the registry, night and visit from the mirror."""
+    """The exposures the campaign selects (data query, then its DataID sets): ids from the registry,
+    night and visit from the mirror."""
+    return plan_inputs(campaign, need_exposures=True)[0] or []
+
+
+def plan_inputs(campaign: Campaign, *, need_exposures: bool) -> tuple[list[dict[str, Any]] | None, Any]:
+    """(exposures the campaign selects, or None when not needed; its resolved DataID sets, or None).
+
+    The exposures are those of the data query kept by the sets (so that a split makes no group for data
+    the sets leave out); the registry is asked once, and only when needed."""
+    from tagging.models import Detector
+
+    from .. import inputs
+
+    queried: list[dict[str, Any]] | None = None
+
+    def exposures() -> list[dict[str, Any]]:
+        nonlocal queried
+        if queried is None:
+            queried = _query_exposures(campaign)
+        return queried
+
+    def universe() -> list[tuple[str, int]]:
+        key = "exposure_id" if _set_key(campaign) == "exposure" else "visit_id"
+        return [(e["instrument"], e[key]) for e in exposures() if e[key] is not None]
+
+    def detectors(instrument: str) -> list[int]:
+        return list(
+            Detector.objects.filter(repo=campaign.butler_repo, instrument=instrument)
+            .order_by("detector_id")
+            .values_list("detector_id", flat=True)
+        )
+
+    resolved = inputs.resolve(campaign, universe, detectors)
+    if not need_exposures:
+        return None, resolved
+    kept = exposures()
+    if resolved is not None:
+        key = "exposure_id" if resolved.key == "exposure" else "visit_id"
+        queried_keys = {(e["instrument"], e[key]) for e in kept}
+        kept = [e for e in kept if (e["instrument"], e[key]) in resolved.keys]
+        # The table too keeps only what the data query selects (cheap here: the registry was asked anyway).
+        resolved.rows = [r for r in resolved.rows if r[:2] in queried_keys]
+        resolved.keys &= queried_keys
+    return kept, resolved
+
+
+def _set_key(campaign: Campaign) -> str:
+    from tagging.models import DataIdSetVersion
+
+    from ..inputs import set_refs
+
+    include, exclude = set_refs(campaign)
+    ref = (include + exclude)[0]
+    dims = (
+        DataIdSetVersion.objects.filter(
+            dataid_set__repo__label=campaign.butler_repo_id, dataid_set__name=ref["dataid_set"], number=ref["version"]
+        )
+        .values_list("dimensions", flat=True)
+        .first()
+    ) or ["exposure"]
+    return "exposure" if "exposure" in dims else "visit"
+
+
+def _query_exposures(campaign: Campaign) -> list[dict[str, Any]]:
     from lsst_adapter.dataids import query_data_ids
     from tagging.models import Exposure
 
@@ -118,7 +178,9 @@ def selected_exposures(campaign: Campaign) -> list[dict[str, Any]]:
     )
     mirror: dict[int, dict[str, Any]] = {
         e["exposure_id"]: dict(e)
-        for e in Exposure.objects.filter(repo=repo, exposure_id__in=ids).values("exposure_id", "day_obs", "visit_id")
+        for e in Exposure.objects.filter(repo=repo, exposure_id__in=ids).values(
+            "exposure_id", "day_obs", "visit_id", "instrument"
+        )
     }
     missing = [i for i in ids if i not in mirror]
     if missing:

@@ -31,6 +31,7 @@ from ..choices import (
     SubmissionKind,
     SubmissionState,
 )
+from ..inputs import empty_table_problem, table_paths
 from ..models import Campaign, ErrorRule, Group, QuantumError, Step, Submission
 from . import planning
 from .state import move_group, notify_group_failed, record_history, roll_up
@@ -191,7 +192,7 @@ def build_spec(submission: Submission):
         wms=submission.wms,
         request_memory=int(settings_bps.get("request_memory") or 2048),
         request_cpus=int(settings_bps.get("request_cpus") or 1),
-        data_id_tables=[group.data_id_table] if group.data_id_table else [],
+        data_id_tables=table_paths(group.data_id_table),
         skip_existing_in=skip,
         config_overrides=config_overrides,
         config_files=config_files,
@@ -428,6 +429,13 @@ def run_group(*, group_id: int, task_id: str = "", worker_name: str = "") -> str
     submission = Submission.objects.select_related("group__step__campaign__butler_repo").get(pk=submission.pk)
     try:
         spec = build_spec(submission)
+        for table in spec.data_id_tables:
+            problem = empty_table_problem(str(table))
+            if problem:
+                submission_fail(
+                    submission_id=submission.pk, error=f"Preflight: {problem}; nothing to run, nothing submitted."
+                )
+                return "failed: empty data-ID table"
         yaml_path = Path(submission.submit_yaml)
         yaml_path.parent.mkdir(parents=True, exist_ok=True)
         yaml_path.write_text(bps.render_submit_yaml(spec))

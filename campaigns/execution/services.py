@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from core.roles import is_staff_member
 
+from .. import inputs
 from ..choices import (
     SUBMISSION_OPEN_STATES,
     CampaignStatus,
@@ -119,7 +120,9 @@ def campaign_launch(*, user, campaign_id: int, comment: str = "") -> Campaign:
     repo = campaign.butler_repo
     try:
         open_repo_check(repo.config_uri)
-        exposures = planning.selected_exposures(campaign) if any(planning.needs_exposures(s) for s in steps) else None
+        exposures, resolved = planning.plan_inputs(
+            campaign, need_exposures=any(planning.needs_exposures(s) for s in steps)
+        )
     except RepoError as exc:
         raise ValidationError({"butler_repo": str(exc)}) from exc
 
@@ -134,7 +137,14 @@ def campaign_launch(*, user, campaign_id: int, comment: str = "") -> Campaign:
             raise ValidationError({"steps": f"Step {step.name} selects no data: its split made no groups."})
         plan.append((step, groups))
 
-    fields = ["position", "where", "status", "output_collection"]
+    old_status = campaign.status
+    campaign.version += 1
+    table = ""
+    if resolved is not None:
+        # One table for every group (pipetask joins it with each group's where); empty, it fails their preflight.
+        table = str(inputs.write_table(campaign, resolved))
+        changes["data-ID sets"] = [None, f"{resolved.text} → {len(resolved.rows)} data IDs ({table})"]
+    fields = ["position", "where", "status", "output_collection", "data_id_table"]
     for step, groups in plan:
         existing = {g.name: g for g in step.groups.all()}
         Group.objects.filter(step=step).exclude(name__in=[g.name for g in groups]).delete()
@@ -146,6 +156,7 @@ def campaign_launch(*, user, campaign_id: int, comment: str = "") -> Campaign:
             group.where = planned.where
             group.status = GroupStatus.WAITING
             group.output_collection = planning.group_collection(campaign, step, planned.name)
+            group.data_id_table = table
             # Field checks only: names are unique by construction (split rules refuse duplicates).
             group.full_clean(exclude=["step"], validate_unique=False, validate_constraints=False)
             (old_groups if group.pk else new_groups).append(group)
@@ -156,9 +167,7 @@ def campaign_launch(*, user, campaign_id: int, comment: str = "") -> Campaign:
         step.status = StepStatus.WAITING
         step.error = ""
         step.save(update_fields=["output_collection", "status", "error"])
-    old_status = campaign.status
     campaign.status = CampaignStatus.RUNNING
-    campaign.version += 1
     campaign.save(update_fields=["status", "output_collection", "version", "updated"])
     summary = "; ".join(f"{s.name}: {len(g)} group(s)" for s, g in plan)
     record_history(
@@ -363,7 +372,14 @@ def step_input_table_set(*, step_id: int, path: str, comment: str) -> int:
     """Constrain every group of a step with a data-ID table (``--data-id-table``): the step's input was frozen
     from a metric condition (metrics.services). Done by the system, before the step starts."""
     step = Step.objects.select_related("campaign").get(pk=step_id)
-    changed = Group.objects.filter(step=step).exclude(data_id_table=path).update(data_id_table=path)
+    changed = 0
+    for group in Group.objects.filter(step=step).select_for_update():
+        # Keep the campaign's DataID-set table: pipetask ANDs several --data-id-table options.
+        kept = [p for p in inputs.table_paths(group.data_id_table) if inputs.is_sets_table(p)]
+        value = "\n".join([*kept, path])
+        if value != group.data_id_table:
+            Group.objects.filter(pk=group.pk).update(data_id_table=value)
+            changed += 1
     record_history(
         campaign=step.campaign, actor=None, changes={f"step {step.name} input": [None, path]}, comment=comment
     )

@@ -214,8 +214,6 @@ def selection_rerun(*, user, version_id: int) -> dict[str, Any]:
 
 # --- campaign inputs ---------------------------------------------------------------------------------
 
-CAMPAIGN_SELECTION_MAX_IDS = 2_000  # the ids travel in the BPS data query (a command-line argument)
-
 
 def campaign_selection_version(*, repo_label: str, name: str, number: int | None) -> DataIdSetVersion:
     """The set version a campaign's ``input_selection`` names (latest if no number), or ValidationError."""
@@ -234,27 +232,3 @@ def campaign_selection_version(*, repo_label: str, name: str, number: int | None
             f"{name} holds ({', '.join(found.dimensions)}); campaign inputs need exposures or visits."
         )
     return found
-
-
-def campaign_selection_where(*, repo, dataid_set: str, version: int) -> str:
-    """A Butler ``where`` clause limiting a campaign to the exposures (or visits) of a frozen selection."""
-    from django.core.exceptions import ValidationError
-
-    found = campaign_selection_version(repo_label=repo.label, name=dataid_set, number=version)
-    column = "exposure" if "exposure" in found.dimensions else "visit"
-    from_sql, where_sql, params = dataid_set_rows(found, "s")
-    ids = [
-        row[0]
-        for row in _fetch(
-            f"SELECT DISTINCT s.{column} FROM {from_sql} WHERE {where_sql} ORDER BY 1 LIMIT %s",
-            [*params, CAMPAIGN_SELECTION_MAX_IDS + 1],
-        )
-    ]
-    if len(ids) > CAMPAIGN_SELECTION_MAX_IDS:
-        raise ValidationError(
-            {
-                "input_selection": f"{dataid_set} v{version} holds more than {CAMPAIGN_SELECTION_MAX_IDS:,} "
-                f"{column}s; resolve it into a TAGGED collection and use that as the input collection instead."
-            }
-        )
-    return f"{column} IN ({', '.join(str(int(i)) for i in ids)})"

@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import F
 from django.utils import timezone
 
 from ..choices import (
@@ -87,22 +87,17 @@ def owner_alive(submission: Submission, *, now=None) -> bool:
 def submission_claim(*, group_id: int, task_id: str = "", worker_name: str = "") -> Submission | None:
     """Claim a ready group of a running campaign for this process; ``None`` if another did (or it is not ready).
 
-    Four statements in the common case: the group with its step and campaign, the campaign row locked
-    (and a queued attempt's id, if any); the conditional ``ready`` → ``preflight`` update, guarded by
+    Four statements for a first attempt: the group with its step and campaign, the campaign row
+    locked (a retried group: its queued attempt too); the conditional ``ready`` → ``preflight`` update, guarded by
     the status and attempt count read; the submission; the transition and history rows in one
     ``INSERT``. The returned submission carries its group, step, campaign and repo (no re-read).
     """
     with transaction.atomic():
-        queued = (
-            Submission.objects.filter(group_id=OuterRef("pk"), state=SubmissionState.QUEUED)
-            .order_by("-number")
-            .values("pk")[:1]
-        )
         group = (
             Group.objects.select_for_update(of=("step__campaign",))  # the campaign row only: lock order campaign first
-            .select_related("step__campaign__butler_repo", "step__campaign__owner")
+            .select_related("step__campaign__butler_repo")
             .filter(pk=group_id, step__campaign__status=CampaignStatus.RUNNING)
-            .annotate(queued_id=Subquery(queued))
+            .order_by("pk")  # not the models' orderings: one row
             .first()
         )
         if group is None:
@@ -111,7 +106,9 @@ def submission_claim(*, group_id: int, task_id: str = "", worker_name: str = "")
             return None
         step = group.step
         campaign = step.campaign
-        submission = Submission.objects.get(pk=group.queued_id) if group.queued_id else None
+        submission = None
+        if group.attempts:  # a retry, rescue or requeue left a queued attempt (never so before the first one)
+            submission = group.submissions.filter(state=SubmissionState.QUEUED).order_by("-number").first()
         attempts = group.attempts
         if submission is None:
             attempts = group.attempts + 1
@@ -571,7 +568,7 @@ def _record_results(batch: list[tuple[int, int, Any]]) -> None:
             logger.exception("Could not record the result of submission %s", submission_id)
             first_error = first_error or exc
     if first_error is not None:
-        raise first_error  # as before batching: the poll task reports it (the others are recorded)
+        raise first_error  # the poll task reports it (the others are recorded)
 
 
 def poll_running_groups() -> dict[str, int]:
@@ -602,10 +599,16 @@ def poll_running_groups() -> dict[str, int]:
         else:
             _record_progress(submission, progress)
     over.sort(key=lambda item: (item[0], item[1]))
+    error: Exception | None = None
     for start in range(0, len(over), POLL_RESULTS_PER_TRANSACTION):
-        _record_results(over[start : start + POLL_RESULTS_PER_TRANSACTION])
+        try:
+            _record_results(over[start : start + POLL_RESULTS_PER_TRANSACTION])
+        except Exception as exc:  # the others are recorded: roll them up, then report it
+            error = error or exc
     for campaign_id in sorted({campaign_id for campaign_id, _, _ in over}):  # once per campaign, not per group
         roll_up(campaign_id)
+    if error is not None:
+        raise error
     stale = timezone.now() - timedelta(seconds=settings.CM_PROGRESS_INTERVAL_SECONDS)
     local = Submission.objects.filter(
         state__in=[SubmissionState.SUBMITTING, SubmissionState.RUNNING], wms__in=BLOCKING_WMS

@@ -584,6 +584,7 @@ def poll_running_groups() -> dict[str, int]:
         .exclude(wms__in=BLOCKING_WMS)
         .exclude(wms_run_id="")
         .annotate(campaign_id=F("group__step__campaign_id"))
+        .order_by("pk")  # not the models' orderings (four tables sorted): results are sorted by campaign below
     )
     over: list[tuple[int, int, Any]] = []  # (campaign id, submission id, final progress)
     for submission in remote:

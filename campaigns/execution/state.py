@@ -255,11 +255,9 @@ def _set_campaign_status(campaign: Campaign, status: str, *, actor=None, reason:
 
 def step_runs(step: Step) -> list[str]:
     """RUN collections of a step's groups: group by group, newest attempt first."""
-    runs: list[str] = []
-    for group in step.groups.order_by("position", "name"):
-        subs = group.submissions.filter(state__in=_STARTED_SUBMISSION_STATES).order_by("-number")
-        runs += [s.run_collection for s in subs]
-    return runs
+    started = Submission.objects.filter(group__step=step, state__in=_STARTED_SUBMISSION_STATES)
+    ordered = started.order_by("group__position", "group__name", "group_id", "-number")  # one query, not one a group
+    return list(ordered.values_list("run_collection", flat=True))
 
 
 def define_step_chains(campaign: Campaign, step: Step) -> None:

@@ -51,13 +51,22 @@ DATA_QUERY = "exposure.day_obs = 20260101 AND exposure.seq_num <= {n}"
 
 
 class _QueryCounter:
-    """A connection execute wrapper counting SQL statements (cheap, unlike CaptureQueriesContext)."""
+    """A connection execute wrapper counting SQL statements (cheap, unlike CaptureQueriesContext).
+
+    ``commits``: transactions that wrote, each a WAL flush: the commits of ``transaction.atomic``
+    blocks, plus every writing statement run outside one (autocommit: its own transaction).
+    """
+
+    _WRITES = ("INSERT", "UPDATE", "DELETE", "WITH")
 
     def __init__(self) -> None:
         self.count = 0
+        self.commits = 0
 
     def __call__(self, execute, sql, params, many, context):
         self.count += 1
+        if not context["connection"].in_atomic_block and sql.lstrip().upper().startswith(self._WRITES):
+            self.commits += 1
         return execute(sql, params, many, context)
 
 
@@ -66,8 +75,18 @@ def _counting():
     from django.db import connection
 
     counter = _QueryCounter()
-    with connection.execute_wrapper(counter):
-        yield counter
+    real_commit = connection._commit
+
+    def commit():
+        counter.commits += 1
+        return real_commit()
+
+    connection._commit = commit
+    try:
+        with connection.execute_wrapper(counter):
+            yield counter
+    finally:
+        del connection._commit  # the class's method again
 
 
 @contextmanager
@@ -214,6 +233,10 @@ def _phase(seconds: float, queries: int, groups: int = GROUPS, **extra: Any) -> 
     return {"seconds": seconds, "ms_per_group": 1000 * seconds / groups, "queries": queries, **extra}
 
 
+def _counted(seconds: float, counter: _QueryCounter, **extra: Any) -> dict[str, Any]:
+    return _phase(seconds, counter.count, commits=counter.commits, **extra)
+
+
 def run(repo_dir: str, user_name: str, profile: str | None = None) -> dict[str, Any]:
     """The whole benchmark, in this (fresh) process; returns the phases' times and counts."""
     from django.contrib.auth import get_user_model
@@ -255,7 +278,7 @@ def run(repo_dir: str, user_name: str, profile: str | None = None) -> dict[str, 
         groups = list(Group.objects.filter(step__campaign=campaign).order_by("position").values_list("pk", flat=True))
         assert len(groups) == GROUPS, len(groups)
         assert sorted(sent) == sorted(groups), (len(sent), len(groups))
-        out["planning"] = _phase(seconds, counter.count, sent=len(sent))
+        out["planning"] = _counted(seconds, counter, sent=len(sent))
 
         # 2. submission bookkeeping, with the WMS calls answered by ready-made no-op results
         prepare, run_prepared = _noop_stubs()
@@ -275,7 +298,7 @@ def run(repo_dir: str, user_name: str, profile: str | None = None) -> dict[str, 
         assert (
             Submission.objects.filter(group__step__campaign=campaign, state=SubmissionState.RUNNING).count() == GROUPS
         )
-        out["submission"] = _phase(seconds, counter.count)
+        out["submission"] = _counted(seconds, counter)
 
         # 3. the run-status API with every group running (3 calls: first, then the median of all)
         calls = [_run_status(user, campaign.pk) for _ in range(3)]
@@ -290,7 +313,7 @@ def run(repo_dir: str, user_name: str, profile: str | None = None) -> dict[str, 
             polled = runner.poll_running_groups()
             seconds = time.perf_counter() - start
         assert polled == {"polled": GROUPS, "finished": 0}, polled
-        out["poll_running"] = _phase(seconds, counter.count)
+        out["poll_running"] = _counted(seconds, counter)
 
         # 3b. one poll where every run has succeeded (the no-op WMS's answer): results recorded, roll-up
         with _patched(bps, "report", _report_stub("SUCCEEDED")):
@@ -306,12 +329,14 @@ def run(repo_dir: str, user_name: str, profile: str | None = None) -> dict[str, 
         campaign.refresh_from_db()
         statuses = set(Group.objects.filter(step__campaign=campaign).values_list("status", flat=True))
         assert statuses == {GroupStatus.SUCCEEDED}, statuses
-        out["poll_finished"] = _phase(seconds, counter.count, campaign_status=campaign.status)
+        out["poll_finished"] = _counted(seconds, counter, campaign_status=campaign.status)
         assert campaign.status == CampaignStatus.SUCCEEDED, campaign.status
 
         total = out["planning"]["seconds"] + out["submission"]["seconds"] + out["poll_finished"]["seconds"]
         out["total"] = _phase(
-            total, out["planning"]["queries"] + out["submission"]["queries"] + out["poll_finished"]["queries"]
+            total,
+            sum(out[k]["queries"] for k in ("planning", "submission", "poll_finished")),
+            commits=sum(out[k]["commits"] for k in ("planning", "submission", "poll_finished")),
         )
 
         # --- BPS's own cost: the real no-op WMS through ctrl_bps, on a few groups ----------------
@@ -392,8 +417,8 @@ LABELS = {
 def table(runs: list[dict[str, Any]]) -> str:
     """Markdown rows of the phases (median over runs), against the goal."""
     lines = [
-        "| phase | runs (s) | median (s) | per group (ms) | SQL statements | goal |",
-        "|---|---|---|---|---|---|",
+        "| phase | runs (s) | median (s) | per group (ms) | SQL statements | commits | goal |",
+        "|---|---|---|---|---|---|---|",
     ]
     for key, label in LABELS.items():
         seconds = [r[key]["seconds"] for r in runs]
@@ -404,9 +429,11 @@ def table(runs: list[dict[str, Any]]) -> str:
         if key == "total":
             goal = f"{GOAL_MS_PER_GROUP:.0f} ms/group: {'met' if per < GOAL_MS_PER_GROUP else '**not met**'}"
         per_text = f"{per:.1f}" if key != "run_status" else f"({per:.2f})"
+        commits = runs[-1][key].get("commits")  # transactions that wrote (not counted for the read-only API)
+        commits_text = "" if commits is None else f"{commits:,} ({commits / GROUPS:.2f}/group)"
         lines.append(
             f"| {label} | {', '.join(f'{s:.2f}' for s in seconds)} | {med:.2f} | {per_text} "
-            f"| {queries:,} ({queries / GROUPS:.0f}/group) | {goal} |"
+            f"| {queries:,} ({queries / GROUPS:.0f}/group) | {commits_text} | {goal} |"
         )
     real = [r["real_noop"] for r in runs]
     prep = statistics.median(x for r in real for x in r["prepare_s"])

@@ -34,7 +34,7 @@ from ..choices import (
 from ..inputs import empty_table_problem, table_paths
 from ..models import Campaign, ErrorRule, Group, QuantumError, Step, Submission
 from . import planning
-from .state import move_group, notify_group_failed, record_history, roll_up
+from .state import move_group, notify_group_failed, record_transition, roll_up, update_returning
 
 logger = logging.getLogger(__name__)
 
@@ -86,40 +86,65 @@ def owner_alive(submission: Submission, *, now=None) -> bool:
 
 
 def submission_claim(*, group_id: int, task_id: str = "", worker_name: str = "") -> Submission | None:
-    """Claim a ready group of a running campaign for this process; ``None`` if another did (or it is not ready)."""
+    """Claim a ready group of a running campaign for this process; ``None`` if another did (or it is not ready).
+
+    Four statements for a first attempt: the group with its step and campaign, the campaign row
+    locked (a retried group: its queued attempt too); the conditional ``ready`` → ``preflight`` update, guarded by
+    the status and attempt count read; the submission; the transition and history rows in one
+    ``INSERT``. The returned submission carries its group, step, campaign and repo (no re-read).
+    """
     with transaction.atomic():
-        group = Group.objects.select_related("step").filter(pk=group_id).first()
-        if group is None:
-            return None
-        campaign = (
-            Campaign.objects.select_for_update(of=("self",))  # not the repo's and owner's rows too
-            .select_related("butler_repo", "owner")
-            .filter(pk=group.step.campaign_id, status=CampaignStatus.RUNNING)
+        group = (
+            Group.objects.select_for_update(of=("step__campaign",))  # the campaign row only: lock order campaign first
+            .select_related("step__campaign__butler_repo")
+            .filter(pk=group_id, step__campaign__status=CampaignStatus.RUNNING)
+            .order_by("pk")  # not the models' orderings: one row
             .first()
         )
-        if campaign is None:
-            return None  # paused, failed or gone: ready groups stay ready
-        claimed = Group.objects.filter(pk=group_id, status=GroupStatus.READY).update(
-            status=GroupStatus.PREFLIGHT, updated=timezone.now()
+        if group is None:
+            return None  # gone, or its campaign is paused, failed or over: ready groups stay ready
+        if group.status != GroupStatus.READY:
+            return None
+        step = group.step
+        campaign = step.campaign
+        submission = None
+        if group.attempts:  # a retry, rescue or requeue left a queued attempt (never so before the first one)
+            submission = group.submissions.filter(state=SubmissionState.QUEUED).order_by("-number").first()
+        attempts = group.attempts
+        if submission is None:
+            attempts = group.attempts + 1
+            submission = Submission(
+                group=group,
+                number=attempts,
+                kind=SubmissionKind.SUBMIT if attempts == 1 else SubmissionKind.RETRY,
+                output_collection=group.output_collection,
+                run_collection=planning.run_collection(group.output_collection, attempts),
+            )
+        group_values: dict[str, Any] = {
+            "status": GroupStatus.PREFLIGHT,
+            "updated": timezone.now(),
+            "attempts": attempts,
+            "run_collection": submission.run_collection,
+            "error": "",
+            "needs_review": False,
+            "quanta_total": 0,
+            "quanta_succeeded": 0,
+            "quanta_failed": 0,
+            "quanta_running": 0,
+            "quanta_pending": 0,
+        }
+        # The status and attempt count read above must still hold: otherwise another worker (or a retry) won.
+        claimed = Group.objects.filter(pk=group_id, status=GroupStatus.READY, attempts=group.attempts).update(
+            **group_values
         )
         if claimed != 1:
             return None
-        group = Group.objects.select_for_update(of=("self",)).select_related("step").get(pk=group_id)
-        step = group.step
-        submission = group.submissions.filter(state=SubmissionState.QUEUED).order_by("-number").first()
-        if submission is None:
-            number = group.attempts + 1
-            submission = Submission(
-                group=group,
-                number=number,
-                kind=SubmissionKind.SUBMIT if number == 1 else SubmissionKind.RETRY,
-                output_collection=group.output_collection,
-                run_collection=planning.run_collection(group.output_collection, number),
-            )
-            group.attempts = number
+        for key, value in group_values.items():
+            setattr(group, key, value)
         bps = campaign.bps or {}
         token = uuid.uuid4().hex[:8]
         root = Path(settings.CM_SUBMIT_ROOT) / campaign.name / step.name / group.name
+        submission.group = group
         submission.state = SubmissionState.PREFLIGHT
         submission.wms = bps.get("wms") or "parsl"
         submission.compute_site = bps.get("compute_site") or "local_threads"
@@ -133,33 +158,17 @@ def submission_claim(*, group_id: int, task_id: str = "", worker_name: str = "")
         submission.started = timezone.now()
         submission.error = ""
         submission.save()
-        Group.objects.filter(pk=group.pk).update(
-            attempts=group.attempts,
-            run_collection=submission.run_collection,
-            error="",
-            needs_review=False,
-            quanta_total=0,
-            quanta_succeeded=0,
-            quanta_failed=0,
-            quanta_running=0,
-            quanta_pending=0,
-        )
-        from ..models import GroupTransition
-
-        GroupTransition.objects.create(
-            group=group,
-            from_status=GroupStatus.READY,
-            to_status=GroupStatus.PREFLIGHT,
-            submission=submission,
+        record_transition(
+            group.pk,
+            frm=GroupStatus.READY,
+            to=GroupStatus.PREFLIGHT,
+            submission_id=submission.pk,
             reason=f"attempt {submission.number} ({submission.kind}) claimed by {submission.worker_name or 'a worker'}",
-        )
-        record_history(
-            campaign=campaign,
-            actor=None,
-            changes={f"group {step.name}/{group.name}": [GroupStatus.READY, GroupStatus.PREFLIGHT]},
             comment=f"attempt {submission.number} ({submission.kind}) → {submission.run_collection}",
         )
-        Step.objects.filter(pk=step.pk, status=StepStatus.READY).update(status=StepStatus.RUNNING)
+        if step.status == StepStatus.READY:  # only the first claim of a step changes it
+            Step.objects.filter(pk=step.pk, status=StepStatus.READY).update(status=StepStatus.RUNNING)
+            step.status = StepStatus.RUNNING
         return submission
 
 
@@ -204,52 +213,76 @@ def submission_record_prepared(*, submission_id: int, prepared: Any) -> bool:
     """Record the BPS run name, submit dir and quanta count; group → running (Parsl) or submitting.
 
     Committed before the workflow starts, so a killed worker leaves a trace to reconcile from.
-    False if the group was cancelled meanwhile (then nothing is submitted).
+    False if the group was cancelled meanwhile (then nothing is submitted). Three statements: the
+    conditional update of the submission (``preflight``), of the group, and the transition row
+    with its history entry.
     """
+    now = timezone.now()
     with transaction.atomic():
-        submission = Submission.objects.select_for_update().select_related("group").get(pk=submission_id)
-        if submission.state != SubmissionState.PREFLIGHT:
-            return False
-        blocking = submission.wms in BLOCKING_WMS
-        moved = move_group(
-            submission.group_id,
-            to=GroupStatus.RUNNING if blocking else GroupStatus.SUBMITTING,
-            frm=[GroupStatus.PREFLIGHT],
-            reason=f"preflight passed: {prepared.quanta} quanta; submitting {prepared.run_name}",
-            submission=submission,
-            quanta_total=prepared.quanta,
-            quanta_pending=prepared.quanta,
-            last_progress=timezone.now(),
+        row = update_returning(
+            Submission,
+            {"pk": submission_id, "state": SubmissionState.PREFLIGHT},
+            {
+                "state": SubmissionState.SUBMITTING,
+                "bps_run_name": prepared.run_name[:255],
+                "submit_dir": prepared.submit_dir,
+                "quanta_total": prepared.quanta,
+                "quanta_pending": prepared.quanta,
+                "submitted": now,
+            },
+            ["group_id", "wms"],
         )
-        if moved is None:
+        if row is None:
             return False
-        Submission.objects.filter(pk=submission_id).update(
-            state=SubmissionState.SUBMITTING,
-            bps_run_name=prepared.run_name[:255],
-            submit_dir=prepared.submit_dir,
+        group_id, wms = row
+        to = GroupStatus.RUNNING if wms in BLOCKING_WMS else GroupStatus.SUBMITTING
+        moved = Group.objects.filter(pk=group_id, status=GroupStatus.PREFLIGHT).update(
+            status=to,
+            updated=now,
             quanta_total=prepared.quanta,
             quanta_pending=prepared.quanta,
-            submitted=timezone.now(),
+            last_progress=now,
+        )
+        if moved != 1:
+            transaction.set_rollback(True)  # the group left preflight (cancelled): the submission stays as it was
+            return False
+        record_transition(
+            group_id,
+            frm=GroupStatus.PREFLIGHT,
+            to=to,
+            submission_id=submission_id,
+            reason=f"preflight passed: {prepared.quanta} quanta; submitting {prepared.run_name}",
         )
         return True
 
 
 def submission_record_submitted(*, submission_id: int, run_id: str | None) -> None:
-    """A remote WMS accepted the workflow: record its run id (the poller watches it from now on)."""
+    """A remote WMS accepted the workflow: record its run id (the poller watches it from now on).
+
+    Three statements: the conditional update of the submission, of the group, the transition row
+    with its history entry.
+    """
     with transaction.atomic():
-        submission = Submission.objects.select_for_update().get(pk=submission_id)
-        if submission.state != SubmissionState.SUBMITTING:
+        row = update_returning(
+            Submission,
+            {"pk": submission_id, "state": SubmissionState.SUBMITTING},
+            {"state": SubmissionState.RUNNING, "wms_run_id": (run_id or "")[:255]},
+            ["group_id", "wms"],
+        )
+        if row is None:
             return
-        Submission.objects.filter(pk=submission_id).update(
-            state=SubmissionState.RUNNING, wms_run_id=(run_id or "")[:255]
+        group_id, wms = row
+        moved = Group.objects.filter(pk=group_id, status=GroupStatus.SUBMITTING).update(
+            status=GroupStatus.RUNNING, updated=timezone.now()
         )
-        move_group(
-            submission.group_id,
-            to=GroupStatus.RUNNING,
-            frm=[GroupStatus.SUBMITTING],
-            reason=f"submitted to {submission.wms} as {run_id}",
-            submission=submission,
-        )
+        if moved == 1:
+            record_transition(
+                group_id,
+                frm=GroupStatus.SUBMITTING,
+                to=GroupStatus.RUNNING,
+                submission_id=submission_id,
+                reason=f"submitted to {wms} as {run_id}",
+            )
 
 
 # --------------------------------------------------------------------------------------
@@ -310,21 +343,35 @@ def _record_failure(submission: Submission, failure: Any, *, rule: ErrorRule | N
 
 
 def submission_record_result(
-    *, submission_id: int, progress: Any | None, error: str = "", lost: bool = False, roll: bool = True
+    *,
+    submission_id: int,
+    progress: Any | None,
+    error: str = "",
+    lost: bool = False,
+    roll: bool = True,
+    campaign: Campaign | None = None,
 ) -> Submission | None:
     """Record how a submission ended: counts, failed quanta, error rules, group state; then roll up.
 
     Safe to call twice: only a submission still submitting/running is recorded. ``roll=False``
     leaves the roll-up to the caller (the poll rolls up each campaign once, after all its results).
+    ``campaign``: the submission's campaign, already locked by the caller in its transaction (the
+    poll records many results in one); then the returned submission is not read again.
     """
     from .services import queue_attempt
 
-    submission = Submission.objects.select_related("group__step").filter(pk=submission_id).first()
-    if submission is None:
-        return None
-    campaign_id = submission.group.step.campaign_id
-    with transaction.atomic():
-        campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
+    batched = campaign is not None
+    if campaign is None:
+        first = Submission.objects.select_related("group__step").filter(pk=submission_id).first()
+        if first is None:
+            return None
+        campaign_id = first.group.step.campaign_id
+    else:
+        campaign_id = campaign.pk
+    with transaction.atomic(savepoint=not batched):  # batched: inside the poll's transaction
+        if campaign is None:
+            campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
+        # Locks the submission, its group and step rows (the group is not read again by move_group).
         submission = Submission.objects.select_for_update().select_related("group__step").get(pk=submission_id)
         if submission.state not in _ACTIVE_SUBMISSION_STATES:
             return submission
@@ -383,6 +430,7 @@ def submission_record_result(
             reason=reason,
             submission=submission,
             campaign=campaign,
+            locked=group,
             error=message,
             needs_review=decision == ErrorAction.REVIEW,
             last_progress=now,
@@ -404,7 +452,8 @@ def submission_record_result(
             )
         if roll:
             roll_up(campaign_id)
-    submission.refresh_from_db()
+    if not batched:
+        submission.refresh_from_db()
     return submission
 
 
@@ -426,7 +475,6 @@ def run_group(*, group_id: int, task_id: str = "", worker_name: str = "") -> str
     submission = submission_claim(group_id=group_id, task_id=task_id, worker_name=worker_name)
     if submission is None:
         return "not claimed"
-    submission = Submission.objects.select_related("group__step__campaign__butler_repo").get(pk=submission.pk)
     try:
         spec = build_spec(submission)
         for table in spec.data_id_tables:
@@ -497,6 +545,40 @@ def _record_progress(submission: Submission, progress: Any) -> None:
     Group.objects.filter(pk=submission.group_id, status__in=GROUP_ACTIVE_STATES).update(last_progress=now, **counts)
 
 
+POLL_RESULTS_PER_TRANSACTION = 500  # finished runs recorded per commit by the poll
+
+
+def _record_results(batch: list[tuple[int, int, Any]]) -> None:
+    """Record finished runs (sorted by campaign) in ONE transaction: one commit, each campaign locked once.
+
+    If any of them fails, the whole transaction is rolled back and each is recorded in its own, so
+    that one bad result cannot hold back the others (recording is safe to repeat).
+    """
+    try:
+        with transaction.atomic():
+            locked: dict[int, Campaign] = {}
+            for campaign_id, submission_id, progress in batch:
+                if campaign_id not in locked:  # in campaign order: the lock order of every writer
+                    locked[campaign_id] = Campaign.objects.select_for_update().get(pk=campaign_id)
+                submission_record_result(
+                    submission_id=submission_id, progress=progress, roll=False, campaign=locked[campaign_id]
+                )
+        return
+    except Exception:
+        if len(batch) == 1:
+            raise
+        logger.exception("Recording %d finished runs together failed; recording them one by one", len(batch))
+    first_error: Exception | None = None
+    for _, submission_id, progress in batch:
+        try:
+            submission_record_result(submission_id=submission_id, progress=progress, roll=False)
+        except Exception as exc:
+            logger.exception("Could not record the result of submission %s", submission_id)
+            first_error = first_error or exc
+    if first_error is not None:
+        raise first_error  # the poll task reports it (the others are recorded)
+
+
 def poll_running_groups() -> dict[str, int]:
     """Ask the WMS about remote runs (HTCondor, PanDA): record progress, and the result when over.
 
@@ -510,8 +592,9 @@ def poll_running_groups() -> dict[str, int]:
         .exclude(wms__in=BLOCKING_WMS)
         .exclude(wms_run_id="")
         .annotate(campaign_id=F("group__step__campaign_id"))
+        .order_by("pk")  # not the models' orderings (four tables sorted): results are sorted by campaign below
     )
-    touched: set[int] = set()
+    over: list[tuple[int, int, Any]] = []  # (campaign id, submission id, final progress)
     for submission in remote:
         try:
             progress = bps.report(submission.wms, submission.wms_run_id)
@@ -520,13 +603,21 @@ def poll_running_groups() -> dict[str, int]:
             continue
         polled += 1
         if progress.finished or progress.state in ("SUCCEEDED", "FAILED", "DELETED"):
-            submission_record_result(submission_id=submission.pk, progress=progress, roll=False)
-            touched.add(submission.campaign_id)
+            over.append((submission.campaign_id, submission.pk, progress))
             finished += 1
         else:
             _record_progress(submission, progress)
-    for campaign_id in sorted(touched):  # once per campaign, not once per finished group
+    over.sort(key=lambda item: (item[0], item[1]))
+    error: Exception | None = None
+    for start in range(0, len(over), POLL_RESULTS_PER_TRANSACTION):
+        try:
+            _record_results(over[start : start + POLL_RESULTS_PER_TRANSACTION])
+        except Exception as exc:  # the others are recorded: roll them up, then report it
+            error = error or exc
+    for campaign_id in sorted({campaign_id for campaign_id, _, _ in over}):  # once per campaign, not per group
         roll_up(campaign_id)
+    if error is not None:
+        raise error
     stale = timezone.now() - timedelta(seconds=settings.CM_PROGRESS_INTERVAL_SECONDS)
     local = Submission.objects.filter(
         state__in=[SubmissionState.SUBMITTING, SubmissionState.RUNNING], wms__in=BLOCKING_WMS

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -25,7 +25,7 @@ from ..choices import (
     StepStatus,
     SubmissionState,
 )
-from ..models import Campaign, Group, GroupTransition, Step, Submission
+from ..models import Campaign, Group, GroupTransition, HistoryEntry, Step, Submission
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +112,65 @@ def enqueue_groups(group_ids: Iterable[int]) -> None:
     transaction.on_commit(send)
 
 
+def update_returning(model: Any, where: dict[str, Any], values: dict[str, Any], returning: list[str]) -> tuple | None:
+    """``UPDATE ... SET values WHERE where RETURNING returning``: one statement, the row or ``None``.
+
+    The ORM's ``update()`` returns a count only; a conditional update that also says what it
+    matched saves the re-read. Plain values only (no expressions); field names, not columns.
+    """
+    meta = model._meta
+
+    def column(name: str) -> str:
+        field = meta.pk if name == "pk" else meta.get_field(name)
+        return connection.ops.quote_name(field.column)
+
+    sets = ", ".join(f"{column(k)} = %s" for k in values)
+    conds = " AND ".join(f"{column(k)} = %s" for k in where)
+    table, names = connection.ops.quote_name(meta.db_table), ", ".join(column(k) for k in returning)
+    sql = f"UPDATE {table} SET {sets} WHERE {conds} RETURNING {names}"  # noqa: S608 - names from the model
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values.values(), *where.values()])
+        return cursor.fetchone()
+
+
+def record_transition(
+    group_id: int,
+    *,
+    frm: str,
+    to: str,
+    reason: str = "",
+    comment: str | None = None,
+    actor_id: int | None = None,
+    submission_id: int | None = None,
+) -> None:
+    """The ``GroupTransition`` row and the history entry of one group move, in ONE statement.
+
+    A data-modifying CTE: the transition is inserted, and the history entry (campaign, its version,
+    ``{"group <step>/<group>": [frm, to]}``) is written from the group's own row in the same
+    ``INSERT``. ``comment`` defaults to ``reason`` (as :func:`move_group` records it).
+    """
+    q = connection.ops.quote_name
+    now = timezone.now()
+    sql = f"""
+        WITH t AS (
+            INSERT INTO {q(GroupTransition._meta.db_table)}
+                (group_id, from_status, to_status, actor_id, submission_id, reason, at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING group_id
+        )
+        INSERT INTO {q(HistoryEntry._meta.db_table)} (campaign_id, actor_id, at, action, version, changes, comment)
+        SELECT c.id, %s, %s, %s, c.version,
+               jsonb_build_object('group ' || s.name || '/' || g.name, jsonb_build_array(%s::text, %s::text)), %s
+        FROM t
+        JOIN {q(Group._meta.db_table)} g ON g.id = t.group_id
+        JOIN {q(Step._meta.db_table)} s ON s.id = g.step_id
+        JOIN {q(Campaign._meta.db_table)} c ON c.id = s.campaign_id
+    """  # noqa: S608 - table names from the models, values as parameters
+    params: list[Any] = [group_id, frm, to, actor_id, submission_id, reason[:2000], now]
+    params += [actor_id, now, str(HistoryAction.EXECUTION), frm, to, (reason if comment is None else comment).strip()]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
 def move_group(
     group_id: int,
     *,
@@ -121,13 +180,22 @@ def move_group(
     reason: str = "",
     submission: Submission | None = None,
     campaign: Campaign | None = None,
+    locked: Group | None = None,
     **fields: Any,
 ) -> Group | None:
-    """Move a group to ``to`` if it is in one of ``frm``; ``None`` (and no change) otherwise."""
+    """Move a group to ``to`` if it is in one of ``frm``; ``None`` (and no change) otherwise.
+
+    ``locked``: the group, already read with a row lock in this transaction (the caller's
+    ``select_for_update``), so it is not read again. Three statements a move otherwise: the locked
+    read, the conditional update, and the transition and history rows in one ``INSERT``.
+    """
     allowed = set(frm)
-    # No savepoint when called inside a transaction (two statements a move): an error here aborts the caller's.
+    # No savepoint when called inside a transaction: an error here aborts the caller's.
     with transaction.atomic(savepoint=False):
-        group = Group.objects.select_for_update(of=("self",)).select_related("step__campaign").get(pk=group_id)
+        if locked is not None:
+            group = locked
+        else:
+            group = Group.objects.select_for_update(of=("self",)).select_related("step__campaign").get(pk=group_id)
         old = group.status
         if old not in allowed:
             return None
@@ -135,14 +203,13 @@ def move_group(
         updated = Group.objects.filter(pk=group_id, status=old).update(status=to, updated=now, **fields)
         if updated != 1:
             return None
-        GroupTransition.objects.create(
-            group=group, from_status=old, to_status=to, actor=actor, reason=reason[:2000], submission=submission
-        )
-        record_history(
-            campaign=campaign or group.step.campaign,
-            actor=actor,
-            changes={f"group {group.step.name}/{group.name}": [old, to]},
-            comment=reason,
+        record_transition(
+            group_id,
+            frm=old,
+            to=to,
+            reason=reason,
+            actor_id=getattr(actor, "pk", None),
+            submission_id=submission.pk if submission is not None else None,
         )
         # What the update wrote, without reading the row again (F() expressions would need a read).
         if any(hasattr(value, "resolve_expression") for value in fields.values()):
@@ -188,11 +255,9 @@ def _set_campaign_status(campaign: Campaign, status: str, *, actor=None, reason:
 
 def step_runs(step: Step) -> list[str]:
     """RUN collections of a step's groups: group by group, newest attempt first."""
-    runs: list[str] = []
-    for group in step.groups.order_by("position", "name"):
-        subs = group.submissions.filter(state__in=_STARTED_SUBMISSION_STATES).order_by("-number")
-        runs += [s.run_collection for s in subs]
-    return runs
+    started = Submission.objects.filter(group__step=step, state__in=_STARTED_SUBMISSION_STATES)
+    ordered = started.order_by("group__position", "group__name", "group_id", "-number")  # one query, not one a group
+    return list(ordered.values_list("run_collection", flat=True))
 
 
 def define_step_chains(campaign: Campaign, step: Step) -> None:

@@ -34,7 +34,7 @@ class MetricFilterForm(forms.Form):
 
 
 class ThresholdSelectionForm(MetricFilterForm):
-    """'Select where metric < or > threshold' with the explorer's filters: a new DataID set."""
+    """'Select where metric < or > threshold' with the explorer's filters: a new DataID set or reject tag table."""
 
     campaign = forms.IntegerField(widget=forms.HiddenInput)
     operator = forms.ChoiceField(choices=[("lt", "<"), ("gt", ">")])
@@ -42,7 +42,12 @@ class ThresholdSelectionForm(MetricFilterForm):
     whole_exposures = forms.BooleanField(
         required=False, label="Whole exposures", help_text="One data ID per exposure instead of per detector."
     )
-    name = forms.CharField(max_length=100, help_text="Name of the new DataID set (letters, digits, '-', '_', '.').")
+    store_as = forms.ChoiceField(
+        choices=[("set", "a DataID set"), ("reject_table", "a reject tag table")], initial="set", required=False
+    )
+    name = forms.CharField(
+        max_length=100, help_text="Name of the new DataID set or tag table (letters, digits, '-', '_', '.')."
+    )
     reason = forms.CharField(max_length=1000, help_text="Why these data IDs are selected.")
 
     def clean_operator(self) -> str:

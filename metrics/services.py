@@ -37,24 +37,13 @@ from .models import CheckState, GateResult, MetricValue, StepCheck, StepInputFre
 from .selectors import OPERATORS, MetricQuery, metric_threshold_data_ids
 
 
-@transaction.atomic
-def metric_selection_create(
-    *,
-    user,
-    query: MetricQuery,
-    campaign: Campaign,
-    operator: str,
-    threshold: float,
-    name: str,
-    reason: str,
-    whole_exposures: bool = False,
-) -> DataIdSetVersion:
-    """Store the data IDs of ``campaign`` whose metric is < or > ``threshold`` (with the query's other
-    filters) as a DataID set, through the DataID-set service (which checks every data ID against the
-    repo), and record the recipe as the version's provenance. The set can then be a later campaign's
-    include or exclude list."""
+def _threshold_selection(
+    *, user, query: MetricQuery, campaign: Campaign, operator: str, threshold: float, whole_exposures: bool
+) -> tuple[list[str], list[dict[str, Any]], dict[str, Any]]:
+    """The data IDs of ``campaign`` whose metric is < or > ``threshold`` with the query's other filters, and
+    the recipe that names them (staff only; nothing matched is an error: nothing would be stored)."""
     if not is_staff_member(user):
-        raise PermissionDenied("Only staff members can create DataID sets.")
+        raise PermissionDenied("Only staff members can store selections.")
     if campaign.pk not in query.campaign_ids:
         raise InputError("The campaign to select from is not one of the explorer's campaigns.", field="campaign")
     if operator not in OPERATORS:
@@ -77,13 +66,40 @@ def metric_selection_create(
             "filters; nothing was stored.",
             field="threshold",
         )
+    return dimensions, records, recipe
+
+
+@transaction.atomic
+def metric_selection_create(
+    *,
+    user,
+    query: MetricQuery,
+    campaign: Campaign,
+    operator: str,
+    threshold: float,
+    name: str,
+    reason: str,
+    whole_exposures: bool = False,
+) -> DataIdSetVersion:
+    """Store the data IDs of ``campaign`` whose metric is < or > ``threshold`` (with the query's other
+    filters) as a DataID set, through the DataID-set service (which checks every data ID against the
+    repo), and record the recipe as the version's provenance. The set can then be a later campaign's
+    include or exclude list."""
+    dimensions, records, recipe = _threshold_selection(
+        user=user,
+        query=query,
+        campaign=campaign,
+        operator=operator,
+        threshold=threshold,
+        whole_exposures=whole_exposures,
+    )
     version = dataidset_create(
         user=user,
         repo_label=campaign.butler_repo_id,
         name=name,
         reason=reason,
         source=UploadSource(kind="records", records=records, dimensions=dimensions, format="metric-selection"),
-        comment=f"{query.metric} {OPERATORS[operator]} {threshold:g} in campaign {campaign.name}",
+        comment=f"{query.metric} {recipe['operator']} {threshold:g} in campaign {campaign.name}",
     )
     # The DataID-set service records where records came from but not why: the recipe is added here,
     # in the same transaction, so the set says which selection made it.
@@ -91,6 +107,51 @@ def metric_selection_create(
     DataIdSetVersion.objects.filter(pk=version.pk).update(source=source)
     version.source = source
     return version
+
+
+@transaction.atomic
+def metric_selection_reject_table(
+    *,
+    user,
+    query: MetricQuery,
+    campaign: Campaign,
+    operator: str,
+    threshold: float,
+    name: str,
+    reason: str,
+    whole_exposures: bool = False,
+):
+    """The same selection as ``metric_selection_create``, stored as a *reject* tag table ("do not use these"):
+    one row per data ID, checked against the registry by the tag-table service, whose purpose and first
+    table events carry the recipe. A selection excludes it with a ``tag_table`` term."""
+    from tagging.models import TagTableEvent
+    from tagging.services.tagtables import tag_rows_upsert, tagtable_create
+
+    dimensions, records, recipe = _threshold_selection(
+        user=user,
+        query=query,
+        campaign=campaign,
+        operator=operator,
+        threshold=threshold,
+        whole_exposures=whole_exposures,
+    )
+    rule = f"{query.metric} {recipe['operator']} {threshold:g} in campaign {campaign.name}"
+    filters = ", ".join(f"{k}={v}" for k, v in recipe["filters"].items())
+    table = tagtable_create(
+        user=user,
+        repo_label=campaign.butler_repo_id,
+        name=name,
+        key_dimensions=dimensions,
+        columns=[{"name": "rule", "type": "string", "description": "the metric selection that put the row here"}],
+        polarity="reject",
+        purpose=f"{reason}\n\nSelected where {rule}" + (f" ({filters})" if filters else "") + ".",
+        description=f"Made from the metrics explorer: {rule}.",
+    )
+    # The recipe, as provenance, in the table's own event log (next to its 'created' event).
+    TagTableEvent.objects.create(table=table, action="selected_from_metric", detail={"recipe": recipe}, user=user)
+    tag_rows_upsert(user=user, table_id=table.pk, rows=[{**record, "rule": rule} for record in records], reason=reason)
+    table.refresh_from_db()
+    return table
 
 
 logger = logging.getLogger(__name__)

@@ -237,17 +237,22 @@ def threshold_select(request: HttpRequest) -> HttpResponse:
     chosen = [c for c in campaigns if c.pk == data["campaign"]]
     if not chosen:
         raise Http404("No such campaign.")
+    as_table = data.get("store_as") == "reject_table"
+    arguments = {
+        "user": request.user,
+        "query": _query(campaigns, data["metric"], data),
+        "campaign": chosen[0],
+        "operator": data["operator"],
+        "threshold": data["threshold"],
+        "name": data["name"],
+        "reason": data["reason"],
+        "whole_exposures": data["whole_exposures"],
+    }
     try:
-        version = services.metric_selection_create(
-            user=request.user,
-            query=_query(campaigns, data["metric"], data),
-            campaign=chosen[0],
-            operator=data["operator"],
-            threshold=data["threshold"],
-            name=data["name"],
-            reason=data["reason"],
-            whole_exposures=data["whole_exposures"],
-        )
+        if as_table:
+            table = services.metric_selection_reject_table(**arguments)
+        else:
+            version = services.metric_selection_create(**arguments)
     except InputError as exc:
         detail = "; ".join(f"{p.get('where')}: {p.get('message')}" for p in exc.problems[:3])
         messages.error(request, f"Not selected: {exc.message}" + (f" ({detail})" if detail else ""))
@@ -255,6 +260,13 @@ def threshold_select(request: HttpRequest) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, "Not selected: " + "; ".join(" ".join(v) for v in exc.message_dict.values()))
         return redirect(back + "#select")
+    if as_table:
+        messages.success(
+            request,
+            f"{table.row_count:,} data IDs stored in the reject tag table {table.name}: exclude it in the selection "
+            "builder (a tag-table term) for the next campaign.",
+        )
+        return redirect("tagging:tagtable", pk=table.pk)
     messages.success(
         request,
         f"{version.count:,} data IDs stored as {version.dataid_set.name} v{version.number}: use it as the next "

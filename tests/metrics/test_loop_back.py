@@ -121,3 +121,41 @@ def test_staff_cannot_select_from_a_campaign_they_may_not_view(client, other_sta
     Campaign.objects.filter(pk=measured.pk).update(visibility="private")
     assert post(client, other_staff, form(measured)).status_code == 404
     assert not DataIdSet.objects.exists()
+
+
+def test_staff_stores_the_selection_as_a_reject_tag_table_that_a_selection_excludes(client, owner, measured):
+    from tagging.models import TagTable, TagTableEvent
+    from tagging.selection.services import selection_count
+
+    response = post(client, owner, form(measured, night_from="20251122", store_as="reject_table", name="wide-psf"))
+    table = TagTable.objects.get(name="wide-psf")
+    assert response.status_code == 302 and response["Location"] == reverse("tagging:tagtable", args=[table.pk])
+    assert table.polarity == "reject" and table.row_count == 9
+    assert "demo.psf_fwhm > 0.95 in campaign psf-loop" in table.purpose and "PSF too wide" in table.purpose
+    event = TagTableEvent.objects.get(table=table, action="selected_from_metric")
+    assert event.detail["recipe"]["threshold"] == 0.95 and event.detail["recipe"]["filters"] == {"night_from": 20251122}
+    assert table.row_changes.count() == 9  # written through the tag-table service, with history
+    page = client.get(reverse("tagging:tagtable", args=[table.pk]))
+    assert "9 data IDs stored in the reject tag table wide-psf" in page.content.decode()
+    # The loop: the next selection leaves those data IDs out.
+    recipe = {
+        "repo": "demo",
+        "dimensions": ["exposure", "detector"],
+        "terms": [
+            {"where": "exposure.observation_type = 'science' AND day_obs = 20251122"},
+            {"mode": "exclude", "tag_table": "wide-psf"},
+        ],
+    }
+    assert selection_count(user=owner, recipe=recipe, preview=False)["count"] == 4 * 9 - 9
+
+
+def test_a_reject_table_selection_that_matches_nothing_stores_nothing(owner, measured):
+    from core.errors import InputError
+    from tagging.models import TagTable
+
+    query = MetricQuery(campaigns=[measured], metric="demo.psf_fwhm")
+    with pytest.raises(InputError, match="nothing was stored"):
+        services.metric_selection_reject_table(
+            user=owner, query=query, campaign=measured, operator="gt", threshold=99.0, name="none", reason="r"
+        )
+    assert not TagTable.objects.exists()

@@ -151,22 +151,25 @@ def _fetch(sql: str, params: list[Any]) -> list[tuple]:
 CACHE_SECONDS = 600
 
 
-def data_stamp(campaign_ids: list[int]) -> list[int | None]:
-    """The newest metric value id of each campaign (one probe of the (campaign, id) index each): new
-    values change it, so cached aggregates are never older than the last ingest."""
+def data_stamp(campaign_ids: list[int]) -> list[Any]:
+    """The newest metric value id of each campaign (one probe of the (campaign, id) index each) and when its
+    rollups were last refreshed: new values change the first, values changed in place by an ingest the second,
+    so cached aggregates are never older than the last ingest."""
     if not campaign_ids:
         return []
     rows = _fetch(
-        f"SELECT c.id, (SELECT max(id) FROM {MV} WHERE campaign_id = c.id) FROM unnest(%s::bigint[]) AS c(id)",  # noqa: S608
+        f"SELECT c.id, (SELECT max(id) FROM {MV} WHERE campaign_id = c.id), "  # noqa: S608
+        f"(SELECT max(refreshed) FROM {rollups.STATE} WHERE campaign_id = c.id) FROM unnest(%s::bigint[]) AS c(id)",
         [list(campaign_ids)],
     )
-    return [newest for _, newest in rows]
+    return [[newest, refreshed] for _, newest, refreshed in rows]
 
 
 def cached(name: str, query: MetricQuery, compute, **extra: Any):
     """``compute()`` cached by the query, ``extra`` and the campaigns' data stamp (Django's cache, 10 min).
 
-    The stamp catches new values; a value rewritten in place (same row) shows after at most 10 minutes."""
+    The stamp catches new values and values the ingest rewrote in place (it refreshes the rollups); a value
+    rewritten in place some other way shows after at most 10 minutes."""
     from django.core.cache import cache
 
     key_data = [name, query.campaign_ids, query.metric, query.filters(), extra, data_stamp(query.campaign_ids)]

@@ -7,7 +7,7 @@ detector and value range):
   the campaign's range;
 - ``MetricDetectorRollup``: count and sum per detector: the focal plane;
 - ``MetricHistogramRollup``: counts in fine bins ``[bin, bin + 1) * 10**grid``, where ``grid`` (in
-  ``MetricRollupState``) gives 1,000 to 10,000 bins over the (campaign, metric)'s range. The explorer's histogram
+  ``MetricRollupState``) gives 100 to 1,000 bins over the (campaign, metric)'s range. The explorer's histogram
   merges whole fine bins, so the rollup and the values give the same counts (see ``selectors``).
 
 They are recomputed from the values in SQL, a whole (campaign, metric) at a time: ingest marks the
@@ -33,7 +33,7 @@ STATE = MetricRollupState._meta.db_table
 EXPOSURE = MetricExposureRollup._meta.db_table
 DETECTOR = MetricDetectorRollup._meta.db_table
 HISTOGRAM = MetricHistogramRollup._meta.db_table
-FINE_BINS = 3  # the grid is 10**(floor(log10(range)) - FINE_BINS): 1,000 to 10,000 fine bins over the range
+FINE_BINS = 2  # the grid is 10**(floor(log10(range)) - FINE_BINS): 100 to 1,000 fine bins over the range
 
 
 def grid_of(low: float | None, high: float | None) -> int | None:
@@ -128,7 +128,16 @@ def refresh_dirty(keys: Iterable[tuple[int, str]] | None = None) -> int:
         if wanted is None or (campaign_id, metric) in wanted:
             refresh(campaign_id, metric)
             done += 1
+    if done:
+        analyze()
     return done
+
+
+def analyze() -> None:
+    """Fresh planner statistics of the rollup tables (a refresh may replace most of their rows)."""
+    with connection.cursor() as cursor:
+        for table in (EXPOSURE, DETECTOR, HISTOGRAM):
+            cursor.execute(f"ANALYZE {table}")
 
 
 def ensure_fresh(campaign_ids: list[int], metric: str) -> dict[int, int | None]:
@@ -180,4 +189,5 @@ def rebuild(campaign_ids: Iterable[int] | None = None) -> int:
                 state.delete()
     for campaign_id, metric in keys:
         refresh(campaign_id, metric)
+    analyze()
     return len(keys)

@@ -95,7 +95,7 @@ def test_ingest_keeps_the_rollups_equal_to_the_values_through_changes_and_additi
     report = campaign.ingest(first_values(mirror))
     assert report.created == 72
     state = MetricRollupState.objects.get(campaign=campaign, metric=METRIC)
-    assert not state.dirty and state.grid == -5  # the range 0.03 + 0.016: bins of 0.00001
+    assert not state.dirty and state.grid == -4  # the range 0.03 + 0.016: bins of 0.0001
     query = MetricQuery([campaign], METRIC)
     before = selectors.metric_explorer_data(query=query, use_cache=False)
     assert_same(*both_paths(monkeypatch, query))
@@ -116,7 +116,7 @@ def test_ingest_keeps_the_rollups_equal_to_the_values_through_changes_and_additi
     rolled, raw = both_paths(monkeypatch, query)
     assert_same(rolled, raw)
     assert raw.histogram[0].edges[0] <= 0.1 and raw.histogram[0].edges[-1] > 5.0
-    assert MetricRollupState.objects.get(campaign=campaign, metric=METRIC).grid == -3
+    assert MetricRollupState.objects.get(campaign=campaign, metric=METRIC).grid == -2
 
 
 def test_values_stored_without_the_ingest_are_rolled_up_on_the_next_read(monkeypatch, campaign_a, mirror):

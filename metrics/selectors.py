@@ -1,8 +1,9 @@
 """Reads of the metrics app: permission-checked campaigns and metric aggregations computed in SQL.
 
-Dashboards never load metric rows into Python: histograms are binned with ``width_bucket``, points are
-aggregated per exposure and per detector, and where points are drawn they are thinned to a cap in SQL.
-So a campaign of a million metric values answers with a few thousand numbers.
+Dashboards never load metric rows into Python: the explorer reads the rollups of ``rollups`` (per exposure,
+per detector, per fine histogram bin), or the values themselves under a detector or value-range filter, with
+the same bins; where points are drawn they are thinned to a cap in SQL. So a campaign of a million metric
+values answers with a few thousand numbers.
 """
 
 from __future__ import annotations
@@ -196,7 +197,8 @@ class ExplorerData:
 def metric_explorer_data(
     *, query: MetricQuery, bins: int = HISTOGRAM_BINS, cap: int = POINT_CAP, use_cache: bool = True
 ) -> ExplorerData:
-    """Everything the explorer draws, in two scans of the campaigns' values (cached, see ``cached``)."""
+    """Everything the explorer draws, in two queries of the rollups (of the values under a detector or value
+    filter), after refreshing stale rollups (cached, see ``cached``)."""
     if not use_cache:
         return _explorer_data(query, bins, cap)
     return cached("explorer", query, lambda: _explorer_data(query, bins, cap), bins=bins, cap=cap)

@@ -46,6 +46,7 @@ PAGES = {
     "explorer": "metric explorer, campaign A (1M values)",
     "explorer_ab": "metric explorer, campaigns A and B (2M values)",
     "explorer_filtered": "metric explorer, A, band r, 10 nights",
+    "explorer_detector": "metric explorer, A, one detector (reads the values: no rollup)",
     "compare": "A against B on the same data IDs (1M pairs)",
     "exposure": "exposure page with its campaigns section",
 }
@@ -76,7 +77,15 @@ def setup() -> dict[str, Any]:
     ):
         _build(user)
     campaigns = [Campaign.objects.get(name=n) for n in CAMPAIGNS]
-    return {"campaign_ids": [c.pk for c in campaigns], "values_per_campaign": expected}
+    # The values were loaded with COPY, not through the ingest: recompute their rollups as the ingest does
+    # at its end (timed: what an ingest of a whole campaign adds).
+    from metrics import rollups
+
+    started = time.perf_counter()
+    rollups.rebuild([c.pk for c in campaigns])
+    rebuilt = time.perf_counter() - started
+    print(f"  rollups of 2 x {expected:,} values recomputed in {rebuilt:.1f} s", flush=True)
+    return {"campaign_ids": [c.pk for c in campaigns], "values_per_campaign": expected, "rollups_s": rebuilt}
 
 
 def _build(user) -> None:
@@ -227,6 +236,7 @@ def _urls(campaign_ids: list[int]) -> dict[str, str]:
         "explorer": f"{explorer}?campaign={a}",
         "explorer_ab": f"{explorer}?campaign={a}&campaign={b}",
         "explorer_filtered": f"{explorer}?campaign={a}&band=r&night_from=20260105&night_to=20260114",
+        "explorer_detector": f"{explorer}?campaign={a}&detector=94",
         "compare": reverse("metrics:compare") + f"?a={a}&b={b}",
         "exposure": reverse("tagging:exposure", args=[REPO_LABEL, _exposure_id(3, 17)]),
     }
@@ -366,7 +376,7 @@ def verdicts(server: dict[str, Any], browser: dict[str, Any]) -> list[tuple[str,
     worst_size = max(server.values(), key=lambda r: r["bytes"])
     out = [
         (
-            "Every dashboard answers in under 1 s, aggregates computed from the values (median)",
+            "Every dashboard answers in under 1 s, aggregates computed (cache cleared; the explorer from its rollups) (median)",
             worst[1]["median_s"] < GOALS["server_s"],
             f"slowest {worst[1]['median_s']:.2f} s ({PAGES[worst[0]]})",
         ),

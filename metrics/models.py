@@ -157,3 +157,88 @@ class StepInputFreeze(models.Model):
 
     def __str__(self) -> str:
         return f"{self.text}: {self.selected} selected"
+
+
+# --- rollups of the metric values, for the dashboards ----------------------------------------------------------
+#
+# Maintained by metrics/rollups.py: the rows of one (campaign, metric) are recomputed from its values in SQL
+# whenever an ingest touches it (and lazily, on a dashboard read, if values arrived some other way). The keys
+# carry every column the explorer filters on except detector and value (those filters read the values).
+
+
+class MetricRollupState(models.Model):
+    """Whether the rollups of one (campaign, metric) are current, and the fine histogram grid they use."""
+
+    campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="+")
+    metric = models.CharField(max_length=200)
+    dirty = models.BooleanField(default=True, help_text="values changed since the rollups were computed")
+    newest = models.BigIntegerField(default=0, help_text="the campaign's newest value id when they were computed")
+    grid = models.IntegerField(null=True, blank=True, help_text="histogram bins are 10**grid wide (null: no value)")
+    refreshed = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "metric"], name="metricrollupstate_unique")]
+
+    def __str__(self) -> str:
+        return f"rollups of {self.metric} in {self.campaign_id}{' (dirty)' if self.dirty else ''}"
+
+
+class MetricExposureRollup(models.Model):
+    """Count, sum, min, max of one metric's values per exposure (or visit), step, band and night."""
+
+    campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="+")
+    metric = models.CharField(max_length=200)
+    instrument = models.CharField(max_length=64, null=True, blank=True)
+    exposure = models.BigIntegerField(null=True, blank=True, help_text="exposure, else visit")
+    step = models.ForeignKey("campaigns.Step", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    band = models.CharField(max_length=16, null=True, blank=True)
+    day_obs = models.IntegerField(null=True, blank=True)
+    rows = models.BigIntegerField(help_text="values, NaN included")
+    n = models.BigIntegerField(help_text="finite values")
+    total = models.FloatField(null=True, blank=True)
+    low = models.FloatField(null=True, blank=True)
+    high = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["campaign", "metric"], name="metricexposurerollup_key")]
+
+    def __str__(self) -> str:
+        return f"{self.metric} of exposure {self.exposure}: {self.n} values"
+
+
+class MetricDetectorRollup(models.Model):
+    """Count and sum of one metric's values per detector, step, band and night (the focal plane)."""
+
+    campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="+")
+    metric = models.CharField(max_length=200)
+    instrument = models.CharField(max_length=64, null=True, blank=True)
+    detector = models.IntegerField(null=True, blank=True)
+    step = models.ForeignKey("campaigns.Step", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    band = models.CharField(max_length=16, null=True, blank=True)
+    day_obs = models.IntegerField(null=True, blank=True)
+    n = models.BigIntegerField()
+    total = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["campaign", "metric"], name="metricdetectorrollup_key")]
+
+    def __str__(self) -> str:
+        return f"{self.metric} of detector {self.detector}: {self.n} values"
+
+
+class MetricHistogramRollup(models.Model):
+    """How many finite values fall in each fine bin ``[bin, bin + 1) * 10**grid`` per step, band and night."""
+
+    campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="+")
+    metric = models.CharField(max_length=200)
+    step = models.ForeignKey("campaigns.Step", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    band = models.CharField(max_length=16, null=True, blank=True)
+    day_obs = models.IntegerField(null=True, blank=True)
+    bin = models.BigIntegerField()
+    n = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["campaign", "metric"], name="metrichistogramrollup_key")]
+
+    def __str__(self) -> str:
+        return f"{self.metric} in bin {self.bin}: {self.n} values"

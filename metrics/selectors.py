@@ -1,8 +1,9 @@
 """Reads of the metrics app: permission-checked campaigns and metric aggregations computed in SQL.
 
-Dashboards never load metric rows into Python: histograms are binned with ``width_bucket``, points are
-aggregated per exposure and per detector, and where points are drawn they are thinned to a cap in SQL.
-So a campaign of a million metric values answers with a few thousand numbers.
+Dashboards never load metric rows into Python: the explorer reads the rollups of ``rollups`` (per exposure,
+per detector, per fine histogram bin), or the values themselves under a detector or value-range filter, with
+the same bins; where points are drawn they are thinned to a cap in SQL. So a campaign of a million metric
+values answers with a few thousand numbers.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from django.http import Http404
 from campaigns.choices import GROUP_DONE_STATES, GroupStatus
 from campaigns.models import Campaign, Group, GroupTransition, QuantumError, Submission
 
+from . import rollups
 from .charts import DetectorCell, ExposurePoint, HistogramSeries, PairPoint, ProgressSeries
 from .filtersets import MetricValueFilterSet
 from .models import GateResult, MetricValue, StepCheck, StepInputFreeze
@@ -150,22 +152,25 @@ def _fetch(sql: str, params: list[Any]) -> list[tuple]:
 CACHE_SECONDS = 600
 
 
-def data_stamp(campaign_ids: list[int]) -> list[int | None]:
-    """The newest metric value id of each campaign (one probe of the (campaign, id) index each): new
-    values change it, so cached aggregates are never older than the last ingest."""
+def data_stamp(campaign_ids: list[int]) -> list[Any]:
+    """The newest metric value id of each campaign (one probe of the (campaign, id) index each) and when its
+    rollups were last refreshed: new values change the first, values changed in place by an ingest the second,
+    so cached aggregates are never older than the last ingest."""
     if not campaign_ids:
         return []
     rows = _fetch(
-        f"SELECT c.id, (SELECT max(id) FROM {MV} WHERE campaign_id = c.id) FROM unnest(%s::bigint[]) AS c(id)",  # noqa: S608
+        f"SELECT c.id, (SELECT max(id) FROM {MV} WHERE campaign_id = c.id), "  # noqa: S608
+        f"(SELECT max(refreshed) FROM {rollups.STATE} WHERE campaign_id = c.id) FROM unnest(%s::bigint[]) AS c(id)",
         [list(campaign_ids)],
     )
-    return [newest for _, newest in rows]
+    return [[newest, refreshed] for _, newest, refreshed in rows]
 
 
 def cached(name: str, query: MetricQuery, compute, **extra: Any):
     """``compute()`` cached by the query, ``extra`` and the campaigns' data stamp (Django's cache, 10 min).
 
-    The stamp catches new values; a value rewritten in place (same row) shows after at most 10 minutes."""
+    The stamp catches new values and values the ingest rewrote in place (it refreshes the rollups); a value
+    rewritten in place some other way shows after at most 10 minutes."""
     from django.core.cache import cache
 
     key_data = [name, query.campaign_ids, query.metric, query.filters(), extra, data_stamp(query.campaign_ids)]
@@ -175,14 +180,6 @@ def cached(name: str, query: MetricQuery, compute, **extra: Any):
         found = compute()
         cache.set(key, found, CACHE_SECONDS)
     return found
-
-
-def _bins(lo: float, hi: float, bins: int) -> tuple[float, float]:
-    """A non-empty range for ``width_bucket`` (which refuses lo == hi)."""
-    if hi > lo:
-        return lo, hi
-    pad = abs(lo) * 0.05 or 0.5
-    return lo - pad, hi + pad
 
 
 def _edges(lo: float, hi: float, bins: int) -> list[float]:
@@ -200,26 +197,59 @@ class ExplorerData:
 def metric_explorer_data(
     *, query: MetricQuery, bins: int = HISTOGRAM_BINS, cap: int = POINT_CAP, use_cache: bool = True
 ) -> ExplorerData:
-    """Everything the explorer draws, in two scans of the campaigns' values (cached, see ``cached``)."""
+    """Everything the explorer draws, in two queries of the rollups (of the values under a detector or value
+    filter), after refreshing stale rollups (cached, see ``cached``)."""
     if not use_cache:
         return _explorer_data(query, bins, cap)
     return cached("explorer", query, lambda: _explorer_data(query, bins, cap), bins=bins, cap=cap)
 
 
+def uses_rollups(query: MetricQuery) -> bool:
+    """Whether the rollups answer the query: they are keyed by every filter but detector and value range; with
+    those the explorer reads the values (the raw path)."""
+    return query.detector is None and query.value_min is None and query.value_max is None
+
+
+# Per exposure, per detector and per campaign, from the values in one scan (GROUPING SETS) ...
+_RAW_AGG = f"""
+    SELECT mv.campaign_id, mv.instrument, COALESCE(mv.exposure, mv.visit) AS exposure, mv.detector,
+           GROUPING(mv.instrument, COALESCE(mv.exposure, mv.visit), mv.detector) AS g,
+           avg(mv.value) AS value, count(mv.value) AS n, count(*) AS rows,
+           min(mv.value) AS low, max(mv.value) AS high, min(mv.day_obs) AS day_obs, min(mv.band) AS band
+      FROM {MV} mv
+     WHERE {{where}}
+     GROUP BY GROUPING SETS ((mv.campaign_id, mv.instrument, COALESCE(mv.exposure, mv.visit)),
+                             (mv.campaign_id, mv.instrument, mv.detector), (mv.campaign_id))
+"""  # noqa: S608 - table name only
+# ... or the same rows from the rollups (a few rows per exposure and per detector instead of every value).
+_ROLLUP_AGG = f"""
+    SELECT mv.campaign_id, mv.instrument, mv.exposure, NULL::integer AS detector, 1 AS g,
+           sum(mv.total) / NULLIF(sum(mv.n), 0)::double precision AS value, sum(mv.n)::bigint AS n,
+           sum(mv.rows)::bigint AS rows, min(mv.low) AS low, max(mv.high) AS high,
+           min(mv.day_obs) AS day_obs, min(mv.band) AS band
+      FROM {rollups.EXPOSURE} mv WHERE {{where}} GROUP BY mv.campaign_id, mv.instrument, mv.exposure
+    UNION ALL
+    SELECT mv.campaign_id, mv.instrument, NULL::bigint, mv.detector, 2,
+           sum(mv.total) / NULLIF(sum(mv.n), 0)::double precision, sum(mv.n)::bigint, NULL::bigint,
+           NULL::double precision, NULL::double precision, NULL::integer, NULL::varchar
+      FROM {rollups.DETECTOR} mv WHERE {{where}} GROUP BY mv.campaign_id, mv.instrument, mv.detector
+    UNION ALL
+    SELECT mv.campaign_id, NULL, NULL, NULL, 7, NULL, sum(mv.n)::bigint, sum(mv.rows)::bigint,
+           min(mv.low), max(mv.high), NULL, NULL
+      FROM {rollups.EXPOSURE} mv WHERE {{where}} GROUP BY mv.campaign_id
+"""  # noqa: S608 - table names only
+
+
 def _explorer_data(query: MetricQuery, bins: int, cap: int) -> ExplorerData:
+    grids = rollups.ensure_fresh(query.campaign_ids, query.metric)
+    from_rollups = uses_rollups(query)
     where, params = query.where()
-    # Scan 1: per exposure, per detector and per campaign at once (GROUPING SETS), then the exposures
-    # placed (time, pointing) and thinned to the cap, and the detectors named, from the mirror.
+    # The aggregates per exposure, per detector and per campaign, then the exposures placed (time, pointing)
+    # and thinned to the cap, and the detectors named, from the mirror.
+    agg = (_ROLLUP_AGG if from_rollups else _RAW_AGG).format(where=where)
+    agg_params = params * 3 if from_rollups else params
     sql = f"""
-        WITH agg AS MATERIALIZED (
-            SELECT mv.campaign_id, mv.instrument, COALESCE(mv.exposure, mv.visit) AS exposure, mv.detector,
-                   GROUPING(mv.instrument, COALESCE(mv.exposure, mv.visit), mv.detector) AS g,
-                   avg(mv.value) AS value, count(mv.value) AS n, count(*) AS rows,
-                   min(mv.value) AS low, max(mv.value) AS high, min(mv.day_obs) AS day_obs, min(mv.band) AS band
-              FROM {MV} mv
-             WHERE {where}
-             GROUP BY GROUPING SETS ((mv.campaign_id, mv.instrument, COALESCE(mv.exposure, mv.visit)),
-                                     (mv.campaign_id, mv.instrument, mv.detector), (mv.campaign_id))
+        WITH agg AS MATERIALIZED ({agg}
         ), placed AS (
             SELECT agg.campaign_id, r.label, agg.exposure, agg.value, agg.n,
                    COALESCE(agg.day_obs, e.day_obs) AS day_obs, COALESCE(agg.band, NULLIF(e.band, '')) AS band,
@@ -248,57 +278,85 @@ def _explorer_data(query: MetricQuery, bins: int, cap: int) -> ExplorerData:
         UNION ALL
         SELECT 'c', campaign_id, NULL, NULL, NULL, n, NULL, NULL, NULL, NULL, NULL, rows, low, high
           FROM agg WHERE agg.g = 7
-    """  # noqa: S608 - table name only
+    """  # noqa: S608 - fixed SQL
     labels = {c.pk: c.name for c in query.campaigns}
     with transaction.atomic(), connection.cursor() as cursor:
         # Enough memory to hash the three groupings at once (instead of sorting on disk); no JIT, whose
         # compile time costs more than it saves on these short aggregates.
         cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute("SET LOCAL jit = off")
-        cursor.execute(sql, [*params, cap, cap, cap])
+        cursor.execute(sql, [*agg_params, cap, cap, cap])
         rows = cursor.fetchall()
-        histogram_rows = _histogram_rows(query, where, params, rows, bins)
+        fine = _fine_counts(query, where, params, rows, grids, from_rollups)
     points: list[ExposurePoint] = []
     detectors: dict[int, list[DetectorCell]] = {c.pk: [] for c in query.campaigns}
-    ranges: dict[int, tuple[float | None, float | None, int]] = {}
+    nulls: dict[int, int] = {}
     total = 0
-    for kind, cid, label, key, value, n, day_obs, band, begin, ra, dec, count, low, high in rows:
+    for kind, cid, label, key, value, n, day_obs, band, begin, ra, dec, count, _low, _high in rows:
         if kind == "e":
             total = count
             points.append(ExposurePoint(labels[cid], label, key, value, n, day_obs, begin, ra, dec, band))
         elif kind == "d":
             detectors[cid].append(DetectorCell(detector=key, value=value, count=n, full_name=label))
         else:
-            ranges[cid] = (low, high, count - n)
+            nulls[cid] = count - n
     points.sort(key=lambda p: (p.begin is None, p.begin or 0, p.exposure, p.label))
     for cells in detectors.values():
         cells.sort(key=lambda c: c.detector)
-    return ExplorerData(_histogram(histogram_rows, ranges, labels, bins), points, total, detectors)
+    return ExplorerData(_histogram(fine, nulls, labels, bins), points, total, detectors)
 
 
-def _histogram_rows(query, where, params, rows, bins) -> tuple[float, float, list[tuple]] | None:
-    """Scan 2: counts per campaign in ``bins`` equal bins over the common range (``width_bucket``)."""
-    finite = [(low, high) for kind, *_, low, high in rows if kind == "c" and low is not None]
-    if not finite:
+def _fine_counts(query, where, params, rows, grids, from_rollups) -> tuple[int, list[tuple[int, int, int]]] | None:
+    """Counts of the finite values per campaign in the fine bins of the coarsest grid among the campaigns:
+    (grid, [(campaign, bin, count)]). From the histogram rollup, or from the values (``floor(value / width)``
+    with the very width the rollup used, so both give the same bins)."""
+    if not any(kind == "c" and low is not None for kind, *_, low, _high in rows):
         return None
-    lo, hi = _bins(min(r[0] for r in finite), max(r[1] for r in finite), bins)
-    counted = _fetch(
-        f"SELECT mv.campaign_id, LEAST(width_bucket(mv.value, %s, %s, %s), %s) AS b, count(*) "  # noqa: S608
-        f"FROM {MV} mv WHERE {where} AND mv.value IS NOT NULL GROUP BY 1, 2",
-        [lo, hi, bins, bins, *params],
-    )
-    return lo, hi, counted
+    present = {cid: g for cid, g in grids.items() if g is not None}
+    if not present:
+        return None
+    if from_rollups:
+        counted = _fetch(
+            f"SELECT mv.campaign_id, mv.bin, sum(mv.n)::bigint FROM {rollups.HISTOGRAM} mv "  # noqa: S608
+            f"WHERE {where} GROUP BY 1, 2",
+            params,
+        )
+    else:
+        ids = list(present)
+        counted = _fetch(
+            f"SELECT mv.campaign_id, floor(mv.value / g.width)::bigint, count(*) FROM {MV} mv "  # noqa: S608
+            "JOIN unnest(%s::bigint[], %s::double precision[]) AS g(campaign_id, width) "
+            f"ON g.campaign_id = mv.campaign_id WHERE {where} AND mv.value IS NOT NULL GROUP BY 1, 2",
+            [ids, [rollups.bin_width(present[i]) for i in ids], *params],
+        )
+    coarsest = max(present.values())
+    # The grids are powers of ten, so a bin of a finer grid lies in exactly one bin of the coarsest.
+    return coarsest, [(cid, b // 10 ** (coarsest - present[cid]), n) for cid, b, n in counted if cid in present]
 
 
-def _histogram(found, ranges, labels, bins) -> list[HistogramSeries]:
-    if found is None:
-        return [HistogramSeries(labels[cid], [0.0, 1.0], [0], ranges.get(cid, (None, None, 0))[2]) for cid in labels]
-    lo, hi, rows = found
-    counts: dict[int, list[int]] = defaultdict(lambda: [0] * bins)
-    for cid, bucket, n in rows:
-        counts[cid][min(max(int(bucket), 1), bins) - 1] += n
-    edges = _edges(lo, hi, bins)
-    return [HistogramSeries(labels[cid], edges, counts[cid], ranges.get(cid, (None, None, 0))[2]) for cid in labels]
+def _histogram(fine, nulls, labels, bins) -> list[HistogramSeries]:
+    """At most ``bins`` equal bins made of whole fine bins, over the range of the values (padded to ``bins``
+    fine bins when it spans fewer)."""
+    if not fine or not fine[1]:
+        return [HistogramSeries(labels[cid], [0.0, 1.0], [0], nulls.get(cid, 0)) for cid in labels]
+    grid, counted = fine
+    first = min(b for _, b, _ in counted)
+    span = max(b for _, b, _ in counted) - first + 1
+    if span < bins:
+        first -= (bins - span) // 2
+        span = bins
+    per = -(-span // bins)  # fine bins per drawn bin
+    drawn = -(-span // per)
+    counts: dict[int, list[int]] = defaultdict(lambda: [0] * drawn)
+    for cid, b, n in counted:
+        counts[cid][(b - first) // per] += int(n)
+
+    def edge(i: int) -> float:
+        index = first + i * per
+        return index / 10 ** (-grid) if grid < 0 else float(index * 10**grid)
+
+    edges = [edge(i) for i in range(drawn + 1)]
+    return [HistogramSeries(labels[cid], edges, counts[cid], nulls.get(cid, 0)) for cid in labels]
 
 
 def metric_histogram(*, query: MetricQuery, bins: int = HISTOGRAM_BINS) -> list[HistogramSeries]:

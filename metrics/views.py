@@ -31,7 +31,11 @@ FILTER_KEYS = ("metric", "band", "night_from", "night_to", "step", "detector", "
 
 def figures_json(figures: dict[str, Any]) -> SafeString:
     """The figures as compact JSON, safe inside a <script type="application/json"> element."""
-    return mark_safe(json.dumps(figures, separators=(",", ":"), allow_nan=False).translate(_JSON_ESCAPES))  # noqa: S308
+    text = json.dumps(figures, separators=(",", ":"), allow_nan=False)
+    # str.replace runs in C: str.translate with a mapping took 0.25 s on the 3 MB of a two-campaign explorer.
+    for char, escaped in _JSON_ESCAPES.items():
+        text = text.replace(chr(char), escaped)
+    return mark_safe(text)  # noqa: S308
 
 
 def exposure_url_template() -> str:

@@ -8,7 +8,9 @@ from typing import Any
 
 from django.db import connection
 
+from .. import rollups
 from ..models import MetricValue
+from ..rollups import mark_dirty_sql
 from .formats import Measurement
 from .placement import DataIdPlacer, UnitChecker
 
@@ -84,6 +86,7 @@ class Ingestor:
         self.report = IngestReport()
         self._last_data_id: object = None
         self._last_place: tuple[Any, str, str] = (None, "", "")
+        self.touched: set[tuple[int, str]] = set()
 
     def run(self, measurements: Iterable[Measurement]) -> IngestReport:
         batch: list[Measurement] = []
@@ -94,6 +97,8 @@ class Ingestor:
                 self._flush(batch)
                 batch = []
         self._flush(batch)
+        if self.touched:
+            rollups.refresh_dirty(self.touched)  # recompute the touched (campaign, metric)s' rollups
         return self.report
 
     def _row(self, m: Measurement) -> tuple | None:
@@ -177,9 +182,18 @@ class Ingestor:
                 f"INSERT INTO {table} ({columns}, ingested) SELECT {columns}, ingested FROM {_STAGE} "  # noqa: S608
                 "ON CONFLICT ON CONSTRAINT metricvalue_unique_measurement "
                 f"DO UPDATE SET {sets}, ingested = EXCLUDED.ingested WHERE {changed} "
-                "RETURNING (xmax = 0)"
+                "RETURNING (xmax = 0), campaign_id, metric"
             )
-            results = [r[0] for r in cursor.fetchall()]
+            found = cursor.fetchall()
+            results = [r[0] for r in found]
+            # The (campaign, metric)s whose values changed: their dashboard rollups are stale from this commit.
+            touched = sorted({(c, m) for _, c, m in found if c is not None})
+            if touched:
+                cursor.execute(
+                    mark_dirty_sql("unnest(%s::bigint[], %s::text[]) AS t(campaign_id, metric)"),
+                    [[c for c, _ in touched], [m for _, m in touched]],
+                )
+                self.touched.update(touched)
         created = sum(1 for r in results if r)
         self.report.created += created
         self.report.updated += len(results) - created

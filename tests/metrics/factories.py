@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from campaigns.models import Campaign, Group, GroupTransition, QuantumError, Submission
+from metrics import rollups
 from metrics.models import MetricValue
 from tagging.models import ButlerRepo, Detector, Exposure
 
@@ -90,7 +91,9 @@ def metric_values(
                 source_key=run,
             )
         )
-    return MetricValue.objects.bulk_create(rows)
+    created = MetricValue.objects.bulk_create(rows)
+    rollups.refresh(campaign.pk, metric)  # as the ingest does when it stores values
+    return created
 
 
 def execution_rows(campaign: Campaign, *, user) -> dict[str, Any]:

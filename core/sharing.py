@@ -50,3 +50,27 @@ def share_object(obj: Model, *, username: str | None, group: str | None, permiss
     for perm in perms:
         (assign_perm if grant else remove_perm)(perm, target, obj)
     return f"{permission} {'granted' if grant else 'revoked'} for {label}"
+
+
+def restrict_shared(queryset, user, action: str, *, user_perm_model: type[Model], group_perm_model: type[Model]):
+    """The one permission gate of an owned, shareable model with a ``visibility`` of private or public.
+
+    ``change``: staff who own the object or were given change on it (directly or through a group).
+    ``view``: those, plus whoever was given view, plus every logged-in user for a public object.
+    Superusers see and change everything; anonymous and inactive users nothing."""
+    from core.roles import is_staff_member
+
+    if action not in ACTIONS:
+        raise ValueError(f"Unknown action {action!r}")
+    if user is None or not user.is_authenticated or not user.is_active:
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    if action == "change" and not is_staff_member(user):
+        return queryset.none()
+    name = queryset.model._meta.model_name
+    editors = Q(owner=user) | shared_with_q(user, f"change_{name}", user_perm_model, group_perm_model)
+    if action == "change":
+        return queryset.filter(editors)
+    viewers = shared_with_q(user, f"view_{name}", user_perm_model, group_perm_model)
+    return queryset.filter(editors | viewers | Q(visibility="public"))

@@ -109,25 +109,15 @@ class SetVisibility(models.TextChoices):
 class DataIdSetQuerySet(models.QuerySet):
     def restrict(self, user, action: str = "view") -> DataIdSetQuerySet:
         """The one permission gate for DataID sets: what ``user`` may ``view`` or ``change``."""
-        from django.db.models import Q
+        from core.sharing import restrict_shared
 
-        from core.roles import is_staff_member
-        from core.sharing import shared_with_q
-
-        if action not in ("view", "change"):
-            raise ValueError(f"Unknown action {action!r}")
-        if user is None or not user.is_authenticated or not user.is_active:
-            return self.none()
-        if user.is_superuser:
-            return self
-        if action == "change" and not is_staff_member(user):
-            return self.none()
-        mine = Q(owner=user) | shared_with_q(
-            user, f"{action}_dataidset", DataIdSetUserObjectPermission, DataIdSetGroupObjectPermission
+        return restrict_shared(
+            self,
+            user,
+            action,
+            user_perm_model=DataIdSetUserObjectPermission,
+            group_perm_model=DataIdSetGroupObjectPermission,
         )
-        if action == "change":
-            return self.filter(mine)
-        return self.filter(mine | Q(visibility=SetVisibility.PUBLIC))
 
 
 class DataIdSet(models.Model):
@@ -337,27 +327,15 @@ class ColumnType(models.TextChoices):
 class TagTableQuerySet(models.QuerySet):
     def restrict(self, user, action: str = "view") -> TagTableQuerySet:
         """The one permission gate for tag tables: what ``user`` may ``view`` or ``change``."""
-        from django.db.models import Q
+        from core.sharing import restrict_shared
 
-        from core.roles import is_staff_member
-        from core.sharing import shared_with_q
-
-        if action not in ("view", "change"):
-            raise ValueError(f"Unknown action {action!r}")
-        if user is None or not user.is_authenticated or not user.is_active:
-            return self.none()
-        if user.is_superuser:
-            return self
-        if action == "change" and not is_staff_member(user):
-            return self.none()
-        mine = Q(owner=user) | shared_with_q(
-            user, f"{action}_tagtable", TagTableUserObjectPermission, TagTableGroupObjectPermission
+        return restrict_shared(
+            self,
+            user,
+            action,
+            user_perm_model=TagTableUserObjectPermission,
+            group_perm_model=TagTableGroupObjectPermission,
         )
-        if action == "change":
-            return self.filter(mine)
-        # Whoever may change a table may also view it.
-        editors = shared_with_q(user, "change_tagtable", TagTableUserObjectPermission, TagTableGroupObjectPermission)
-        return self.filter(mine | editors | Q(visibility=SetVisibility.PUBLIC))
 
 
 class TagTable(models.Model):

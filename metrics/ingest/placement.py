@@ -6,20 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tagging.models import ButlerRepo, Detector, Exposure
+from tagging.models import DATA_ID_COLUMNS, ButlerRepo, Detector, Exposure
 
-KEY_ORDER = (
-    "instrument",
-    "exposure",
-    "visit",
-    "detector",
-    "day_obs",
-    "band",
-    "physical_filter",
-    "skymap",
-    "tract",
-    "patch",
-)
+KEY_ORDER = DATA_ID_COLUMNS  # the same dimension columns, in the same order, as stored data IDs
 INTEGER_KEYS = {"exposure", "visit", "detector", "day_obs", "tract", "patch"}
 # Implied by an exposure or a visit: kept in their columns, but not part of the canonical key.
 IMPLIED_BY_EXPOSURE = {"day_obs", "band", "physical_filter"}

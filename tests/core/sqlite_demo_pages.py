@@ -163,4 +163,22 @@ sampled = dict(recipe, sample={"size": 5, "seed": 7, "stratify": {"field": "band
 response = client.post("/api/v1/selections/count", data=json.dumps(sampled), content_type="application/json")
 assert json.loads(expect(response, "sampled selection count"))["count"] == 5
 ok(f"selection count: {answer['start']} -> {answer['count']}")
+version = good.versions.get()
+response = client.post(
+    "/api/v1/selections/rerun", data=json.dumps({"version_id": version.pk}), content_type="application/json"
+)
+rerun = json.loads(expect(response, "selection re-run"))
+assert rerun["unchanged"] and rerun["current_count"] == rerun["frozen_count"] == version.count, rerun
+
+# --- the loop back: metric > threshold into a DataID set -------------------------------------------------------
+response = client.post(
+    "/metrics/select/",
+    {"campaigns": [a.pk], "campaign": a.pk, "metric": metric, "operator": "gt", "threshold": "0.75",
+     "name": "smoke-wide-psf", "reason": "smoke test"},
+)  # fmt: skip
+assert response.status_code == 302, response.status_code
+selected = DataIdSet.objects.get(name="smoke-wide-psf").versions.get()
+expected_ids = MetricValue.objects.filter(campaign=a, value__gt=0.75).count()
+assert selected.count == expected_ids > 0, (selected.count, expected_ids)
+ok(f"threshold selection: {selected.count} data IDs")
 print("ALL OK", flush=True)

@@ -163,6 +163,24 @@ sampled = dict(recipe, sample={"size": 5, "seed": 7, "stratify": {"field": "band
 response = client.post("/api/v1/selections/count", data=json.dumps(sampled), content_type="application/json")
 assert json.loads(expect(response, "sampled selection count"))["count"] == 5
 ok(f"selection count: {answer['start']} -> {answer['count']}")
+# A where the mirror cannot answer (the Butler runs it, its ids joined as JSON), and a sample stratified by a
+# tag-table column in bins.
+butler_recipe = {
+    "repo": exposure.repo.label,
+    "dimensions": ["exposure"],
+    "terms": [{"where": "exposure.observation_type = 'science' AND exposure.dark_time >= 0"}],
+    "sample": {
+        "fraction": 0.5,
+        "seed": 3,
+        "stratify": {"tag_table": "night-log-seeing", "column": "seeing", "bins": 2},
+    },
+}
+response = client.post("/api/v1/selections/count", data=json.dumps(butler_recipe), content_type="application/json")
+answer = json.loads(expect(response, "Butler-answered, stratified selection count"))
+science_count = Exposure.objects.filter(repo=exposure.repo, observation_type="science").count()
+assert answer["terms"][0]["engine"] == "butler" and answer["terms"][0]["after"] == science_count, answer["terms"]
+assert answer["count"] == round(science_count * 0.5), (answer["count"], science_count)
+ok(f"Butler-answered where: {science_count} exposures, sampled {answer['count']}")
 version = good.versions.get()
 response = client.post(
     "/api/v1/selections/rerun", data=json.dumps({"version_id": version.pk}), content_type="application/json"

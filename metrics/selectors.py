@@ -24,7 +24,7 @@ from django.http import Http404
 from campaigns.choices import GROUP_DONE_STATES, GroupStatus
 from campaigns.models import Campaign, Group, GroupTransition, QuantumError, Submission
 
-from . import rollups
+from . import portable, rollups
 from .charts import DetectorCell, ExposurePoint, HistogramSeries, PairPoint, ProgressSeries
 from .filtersets import MetricValueFilterSet
 from .models import GateResult, MetricValue, StepCheck, StepInputFreeze
@@ -65,6 +65,8 @@ def explorer_campaign_choices(*, user) -> list[Campaign]:
 def campaign_metric_names(*, campaign_ids: list[int]) -> list[tuple[str, str]]:
     """(metric, unit) measured in the campaigns, by a loose index scan of (campaign, metric): one index
     probe per distinct metric instead of reading every value."""
+    if connection.vendor != "postgresql":  # SQLite (make run): the portable twin
+        return portable.campaign_metric_names(campaign_ids=campaign_ids)
     if not campaign_ids:
         return []
     sql = f"""
@@ -156,6 +158,8 @@ def data_stamp(campaign_ids: list[int]) -> list[Any]:
     """The newest metric value id of each campaign (one probe of the (campaign, id) index each) and when its
     rollups were last refreshed: new values change the first, values changed in place by an ingest the second,
     so cached aggregates are never older than the last ingest."""
+    if connection.vendor != "postgresql":  # SQLite (make run): the portable twin
+        return portable.data_stamp(list(campaign_ids))
     if not campaign_ids:
         return []
     rows = _fetch(
@@ -199,6 +203,8 @@ def metric_explorer_data(
 ) -> ExplorerData:
     """Everything the explorer draws, in two queries of the rollups (of the values under a detector or value
     filter), after refreshing stale rollups (cached, see ``cached``)."""
+    if connection.vendor != "postgresql":  # SQLite (make run): the portable twin
+        return portable.explorer_data(query, bins, cap)
     if not use_cache:
         return _explorer_data(query, bins, cap)
     return cached("explorer", query, lambda: _explorer_data(query, bins, cap), bins=bins, cap=cap)
@@ -380,6 +386,8 @@ def metric_threshold_data_ids(
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """The distinct data IDs of ``campaign`` whose value of the metric is < or > ``threshold`` under the
     query's other filters (NaN/inf, stored as null, never match). Returns (dimensions, records)."""
+    if connection.vendor != "postgresql":  # SQLite (make run): the portable twin
+        return portable.threshold_data_ids(query, campaign.pk, operator, threshold, whole_exposures)
     if operator not in OPERATORS:
         raise ValueError(f"operator must be one of {', '.join(OPERATORS)}, not {operator!r}")
     where, params = query.where(campaign_ids=[campaign.pk])
@@ -429,6 +437,8 @@ def metric_comparison(
     """The metric of campaign A (``query.campaigns[0]``) against B (``[1]``) on the data IDs both measured:
     a sample of at most ``cap`` pairs for the scatter, the histogram of B - A and the ``top`` largest changes
     (cached, see ``cached``)."""
+    if connection.vendor != "postgresql":  # SQLite (make run): the portable twin
+        return portable.comparison(query, cap, top, bins)
     if not use_cache:
         return _comparison(query, cap, top, bins)
     return cached("compare", query, lambda: _comparison(query, cap, top, bins), cap=cap, top=top, bins=bins)

@@ -369,6 +369,10 @@ def _aggregate(statistic: str):
         template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
         output_field = FloatField()
 
+        def as_sqlite(self, compiler, connection, **extra):
+            # core.sqlite_functions registers percentile_cont(fraction, value) as an SQLite aggregate.
+            return self.as_sql(compiler, connection, template="%(function)s(%(fraction)s, %(expressions)s)", **extra)
+
     if statistic == "median":
         return PercentileCont(F("value"), fraction=0.5)
     if statistic.startswith("p") and statistic[1:].isdigit():

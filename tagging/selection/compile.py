@@ -13,9 +13,11 @@ user value is a parameter.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection
 from django.http import Http404
 
 from core.errors import InputError
@@ -32,7 +34,7 @@ from ..models import (
     TagRow,
     TagTable,
 )
-from .condition import _CASTS, ColumnInfo, ConditionError, compile_condition
+from .condition import ColumnInfo, ConditionError, compile_condition, json_value_sql
 from .recipe import STRATIFY_FIELDS, RecipeError
 
 PREVIEW_ROWS = 20
@@ -77,6 +79,11 @@ _KEY_SQL = {
     "visit": "e.visit_id",
     "detector": "d.detector_id",
 }
+
+
+def _fence() -> str:
+    """An optimisation fence for PostgreSQL's planner (``OFFSET 0``); SQLite needs none (and wants a LIMIT)."""
+    return " OFFSET 0" if connection.vendor == "postgresql" else ""
 
 
 class _NotInMirror(Exception):
@@ -125,7 +132,7 @@ class CompiledSelection:
             f" JOIN {Detector._meta.db_table} d ON d.id = inc.did" if detector else ""
         )
         return (
-            f"FROM (SELECT {ids} FROM {self.from_sql} WHERE {inner} OFFSET 0) AS inc JOIN {rejoin} "
+            f"FROM (SELECT {ids} FROM {self.from_sql} WHERE {inner}{_fence()}) AS inc JOIN {rejoin} "
             f"WHERE {' AND '.join(t.sql for t in excludes)}",
             [*inner_params, *(p for t in excludes for p in t.params)],
         )
@@ -144,7 +151,7 @@ class CompiledSelection:
                 f" JOIN {Detector._meta.db_table} d ON d.id = inc.did" if detector else ""
             )
             where = " AND ".join([*self.base_where, terms[0].sql])
-            source = f"(SELECT {ids} FROM {self.from_sql} WHERE {where} OFFSET 0) AS inc JOIN {rejoin}"
+            source = f"(SELECT {ids} FROM {self.from_sql} WHERE {where}{_fence()}) AS inc JOIN {rejoin}"
             params = [*self.base_params, *terms[0].params]
         else:
             source = f"{self.from_sql} WHERE {' AND '.join(self.base_where)}"
@@ -177,7 +184,8 @@ class CompiledSelection:
         assert self.sample_sql is not None
         stratum_sql, stratum_params = self.sample_sql
         keys = ", ".join(self.keys)
-        hash_sql = "md5(%s || ':' || " + " || ':' || ".join(f"{_KEY_SQL[k]}::text" for k in self.keys) + ")"
+        # md5 is built into PostgreSQL; Django registers it on SQLite. Same text, same sample on both.
+        hash_sql = "md5(%s || ':' || " + " || ':' || ".join(f"CAST({_KEY_SQL[k]} AS TEXT)" for k in self.keys) + ")"
         inner, params = self.filtered_sql(extra=f", {hash_sql} AS h, {stratum_sql} AS st")
         # filtered_sql puts the extra columns before FROM, so their parameters come first.
         params = [str(sample["seed"]), *stratum_params, *params]
@@ -328,13 +336,19 @@ def _butler_predicate(repo: ButlerRepo, expression: str, keys: list[str], path: 
             f"{path}.where: {exc}", [{"where": f"{path}.where", "key": "where", "message": str(exc)}]
         ) from exc
     columns = ["instrument", *dims]
-    arrays = [[row[c] for row in found] for c in columns]
-    casts = ["text[]" if c == "instrument" else "bigint[]" for c in columns]
     tuple_sql = ", ".join(_KEY_SQL[c] for c in columns)
-    unnest = ", ".join(f"%s::{cast}" for cast in casts)
+    if connection.vendor == "postgresql":
+        params: list[Any] = [[row[c] for row in found] for c in columns]
+        casts = ["text[]" if c == "instrument" else "bigint[]" for c in columns]
+        unnest = ", ".join(f"%s::{cast}" for cast in casts)
+        sql = f"(({tuple_sql}) IN (SELECT * FROM unnest({unnest})))"
+    else:  # one JSON array of [instrument, id, ...] rows
+        items = ", ".join(f"json_extract(j.value, '$[{i}]')" for i in range(len(columns)))
+        params = [json.dumps([[row[c] for c in columns] for row in found])]
+        sql = f"(({tuple_sql}) IN (SELECT {items} FROM json_each(%s) AS j))"
     return Predicate(
-        f"(({tuple_sql}) IN (SELECT * FROM unnest({unnest})))",
-        arrays,
+        sql,
+        params,
         path,
         engine="butler",
         resolved={"butler_reason": reason, "butler_count": len(found)},
@@ -465,8 +479,7 @@ def _stratum_sql(user, repo: ButlerRepo, stratify: dict[str, Any] | None, keys: 
     if info is None:
         message = f"sample.stratify.column: no column named {stratify['column']!r} in tag table {table.name!r}."
         raise RecipeError(message, [{"where": "sample.stratify.column", "key": "column", "message": message}])
-    cast = _CASTS[info.type]
-    value = "(r.values ->> %s)" + (f"::{cast}" if cast else "")
+    value = json_value_sql('r."values"', info.type)
     match = _match("r", list(table.key_dimensions), keys, f"sample.stratify: tag table {table.name!r}")
     return (
         f"(SELECT {value} FROM {TagRow._meta.db_table} r WHERE r.table_id = %s AND {match} LIMIT 1)",

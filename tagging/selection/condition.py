@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
+
 from core.errors import InputError
 
 _TOKEN = re.compile(
@@ -41,6 +43,28 @@ _CASTS = {
     "enum": None,
     "datetime": "timestamptz",
 }
+
+
+def json_value_sql(values_sql: str, type_: str) -> str:
+    """SQL for one value of a JSON column (``values_sql``, our own alias) by a key given as a ``%s``
+    parameter, cast to the column type. PostgreSQL reads it as text and casts; SQLite's ``->>`` already
+    gives a typed value (true/false as 1/0), and a date-time is compared in its normal UTC form."""
+    base = f"({values_sql} ->> %s)"
+    if connection.vendor == "postgresql":
+        cast = _CASTS[type_]
+        return f"{base}::{cast}" if cast else base
+    if type_ in ("int", "float"):
+        return f"CAST({base} AS REAL)"
+    if type_ == "datetime":
+        return f"datetime({base})"
+    return base
+
+
+def json_missing_sql(values_sql: str) -> tuple[str, int]:
+    """SQL true when a key (``%s`` parameters) is absent or JSON null; and how many times the key is a parameter."""
+    if connection.vendor == "postgresql":
+        return f"(({values_sql} -> %s) IS NULL OR jsonb_typeof({values_sql} -> %s) = 'null')", 2
+    return f"(({values_sql} ->> %s) IS NULL)", 1
 
 
 class ConditionError(InputError):
@@ -166,10 +190,12 @@ class _Compiler:
         return info
 
     def value_sql(self, info: ColumnInfo) -> str:
-        base = f"({self.values_sql} ->> %s)"
         self.params.append(info.key)
-        cast = _CASTS[info.type]
-        return f"{base}::{cast}" if cast else base
+        return json_value_sql(self.values_sql, info.type)
+
+    def placeholder(self, info: ColumnInfo) -> str:
+        # SQLite has no date-time type: both sides go through datetime() (UTC, one text form).
+        return "datetime(%s)" if info.type == "datetime" and connection.vendor != "postgresql" else "%s"
 
     def predicate(self) -> str:
         name_token = self.take()
@@ -182,10 +208,9 @@ class _Compiler:
                 self.take()
                 negate = True
             self.expect_keyword("NULL")
-            self.params.append(info.key)
             # A JSON null counts as missing, like an absent key.
-            test = f"(({self.values_sql} -> %s) IS NULL OR jsonb_typeof({self.values_sql} -> %s) = 'null')"
-            self.params.append(info.key)
+            test, uses = json_missing_sql(self.values_sql)
+            self.params.extend([info.key] * uses)
             return f"(NOT {test})" if negate else test
         if nxt.kind == "keyword" and nxt.value in ("IN", "NOT"):
             negate = nxt.value == "NOT"
@@ -204,7 +229,7 @@ class _Compiler:
             if closing.kind != "paren" or closing.value != ")":
                 raise self.error(f"Expected ',' or ')' in the IN list, found {_describe(closing)}", closing)
             self.params.extend(items)
-            placeholders = ", ".join(["%s"] * len(items))
+            placeholders = ", ".join([self.placeholder(info)] * len(items))
             return f"({column_sql} {'NOT IN' if negate else 'IN'} ({placeholders}))"
         if nxt.kind == "op":
             op_token = self.take()
@@ -215,7 +240,7 @@ class _Compiler:
                 raise self.error(f"Column {info.name!r} is an enum: compare it with =, != or IN", op_token)
             column_sql = self.value_sql(info)
             self.params.append(self.literal(info))
-            return f"({column_sql} {op} %s)"
+            return f"({column_sql} {op} {self.placeholder(info)})"
         # A bare bool column: true when the stored value is true.
         if info.type != "bool":
             raise self.error(
@@ -271,7 +296,7 @@ class CompiledCondition:
     columns_used: list[str]
 
 
-def compile_condition(text: str, columns: list[ColumnInfo], *, values_sql: str = "r.values") -> CompiledCondition:
+def compile_condition(text: str, columns: list[ColumnInfo], *, values_sql: str = 'r."values"') -> CompiledCondition:
     """SQL for ``text`` over a tag row's ``values`` (``values_sql`` is our own alias, never user text)."""
     by_name = {c.name: c for c in columns}
     compiler = _Compiler(text, by_name, values_sql)

@@ -187,7 +187,7 @@ def selection_rerun(*, user, version_id: int) -> dict[str, Any]:
     frozen_sql = f"SELECT {', '.join(f's.{k}' for k in keys)} FROM {from_sql} WHERE {where_sql}"
 
     def side(first: tuple[str, list], second: tuple[str, list]) -> tuple[int, list[dict[str, Any]]]:
-        sql = f"({first[0]}) EXCEPT ({second[0]})"
+        sql = f"SELECT * FROM ({first[0]}) AS a EXCEPT SELECT * FROM ({second[0]}) AS b"
         params = [*first[1], *second[1]]
         count = _fetch(f"SELECT COUNT(*) FROM ({sql}) AS d", params)[0][0]
         rows = _fetch(f"SELECT * FROM ({sql}) AS d ORDER BY {columns} LIMIT %s", [*params, DIFF_EXAMPLES])

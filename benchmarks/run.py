@@ -808,8 +808,8 @@ def _selection_results(result: dict[str, Any]) -> None:
             SEL_START,
             "## Selection builder (three tag tables, a flag filter and a where expression)",
             "",
-            f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on a machine shared with other helpers' "
-            f"test runs (2 cores, load average {os.getloadavg()[0]:.1f} when the run ended). Data: {result['exposures']:,} mirrored exposures, {result['tag_rows']:,} tag rows "
+            f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, code {_git_revision()} "
+            f"({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} when the run ended). Data: {result['exposures']:,} mirrored exposures, {result['tag_rows']:,} tag rows "
             f"in three tables, {result['flags']:,} flags. Each count repeated {result['repeat']} times, interleaved "
             "with the hand-written query; method in `benchmarks/NOTES.md` (Selection).",
             "",
@@ -856,8 +856,8 @@ def _run_dashboards(options) -> None:
             "## Metric dashboards (1,000,000 metric values per campaign)",
             "",
             f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, code {_git_revision()}, on "
-            f"{machine['cpu']}, {machine['memory']} RAM, PostgreSQL on the same machine. **The machine was shared "
-            "with other helpers' test suites and benchmarks while this ran**, so times are noisy (medians of "
+            f"{machine['cpu']}, {machine['memory']} RAM, PostgreSQL on the same machine, load average "
+            f"{os.getloadavg()[0]:.1f} when the run ended (medians of "
             f"{max(options.repeat, 5)} server runs and {options.repeat} warm browser loads). Method in the notes below.",
             "",
             "| goal | result | met |",

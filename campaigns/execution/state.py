@@ -151,6 +151,29 @@ def record_transition(
     """
     q = connection.ops.quote_name
     now = timezone.now()
+    if connection.vendor != "postgresql":
+        # SQLite (make run) has no data-modifying CTE: the same two rows, in two statements.
+        group = Group.objects.select_related("step__campaign").get(pk=group_id)
+        GroupTransition.objects.create(
+            group_id=group_id,
+            from_status=frm,
+            to_status=to,
+            actor_id=actor_id,
+            submission_id=submission_id,
+            reason=reason[:2000],
+            at=now,
+        )
+        campaign = group.step.campaign
+        HistoryEntry.objects.create(
+            campaign_id=campaign.pk,
+            actor_id=actor_id,
+            at=now,
+            action=HistoryAction.EXECUTION,
+            version=campaign.version,
+            changes={f"group {group.step.name}/{group.name}": [frm, to]},
+            comment=(reason if comment is None else comment).strip(),
+        )
+        return
     sql = f"""
         WITH t AS (
             INSERT INTO {q(GroupTransition._meta.db_table)}

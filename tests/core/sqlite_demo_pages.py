@@ -199,4 +199,17 @@ selected = DataIdSet.objects.get(name="smoke-wide-psf").versions.get()
 expected_ids = MetricValue.objects.filter(campaign=a, value__gt=0.75).count()
 assert selected.count == expected_ids > 0, (selected.count, expected_ids)
 ok(f"threshold selection: {selected.count} data IDs")
+
+# --- the executor's state moves (PostgreSQL writes a transition and its history entry in one statement) ------
+from campaigns.choices import GroupStatus  # noqa: E402
+from campaigns.execution.state import move_group  # noqa: E402
+from campaigns.models import Group  # noqa: E402
+
+ready = Group.objects.filter(step__campaign__name="w48-minidrp", status=GroupStatus.READY).first()
+assert ready is not None, "the demo launches w48-minidrp: it has ready groups"
+moved = move_group(ready.pk, to=GroupStatus.CANCELLED, frm=[GroupStatus.READY], reason="smoke test cancel")
+assert moved is not None and moved.status == GroupStatus.CANCELLED
+assert ready.transitions.filter(from_status="ready", to_status="cancelled", reason="smoke test cancel").exists()
+assert ready.step.campaign.history.filter(comment="smoke test cancel").exists()
+ok("executor state move with its transition and history entry")
 print("ALL OK", flush=True)

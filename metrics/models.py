@@ -108,6 +108,11 @@ class StepCheck(models.Model):
     error = models.TextField(blank=True)
     requested = models.DateTimeField(auto_now_add=True)
     evaluated = models.DateTimeField(null=True, blank=True)
+    # Who is evaluating it: a check whose worker died is found by its host and pid and made pending again.
+    claimed = models.DateTimeField(null=True, blank=True)
+    worker_host = models.CharField(max_length=255, blank=True)
+    worker_pid = models.IntegerField(null=True, blank=True)
+    worker_pid_started = models.FloatField(null=True, blank=True, help_text="process start time (pid reuse)")
 
     class Meta:
         ordering = ["step"]

@@ -538,10 +538,22 @@ def step_check_run(*, step_id: int) -> StepCheck | None:
     """Ingest the step's metrics, evaluate its gates and freeze the inputs that depend on it; then let the
     executor move on (dependent steps start, or wait for approval if a gate failed). Safe to run twice: the
     check is claimed with a conditional update."""
+    import os
+    import socket
+
+    import psutil
+
     from campaigns.execution.state import record_history, roll_up
     from campaigns.models import Step
 
-    claimed = StepCheck.objects.filter(step_id=step_id, state=CheckState.PENDING).update(state=CheckState.RUNNING)
+    me = os.getpid()
+    claimed = StepCheck.objects.filter(step_id=step_id, state=CheckState.PENDING).update(
+        state=CheckState.RUNNING,
+        claimed=timezone.now(),
+        worker_host=socket.gethostname(),
+        worker_pid=me,
+        worker_pid_started=psutil.Process(me).create_time(),
+    )
     if claimed != 1:
         return None
     step = Step.objects.select_related("campaign__butler_repo", "campaign__owner").get(pk=step_id)
@@ -578,3 +590,28 @@ def step_check_run(*, step_id: int) -> StepCheck | None:
         )
     roll_up(campaign.pk)
     return StepCheck.objects.get(step_id=step_id)
+
+
+def step_checks_reconcile() -> int:
+    """Make the checks whose worker died while evaluating them pending again and send them once more (the
+    evaluation is safe to repeat: ingest upserts, gates and input freezes are rewritten). Returns how many."""
+    from functools import partial
+
+    from campaigns.execution.runner import process_alive
+
+    from .tasks import step_check_run as step_check_task
+
+    requeued = 0
+    for check in StepCheck.objects.filter(state=CheckState.RUNNING):
+        since = check.claimed or check.requested
+        if process_alive(
+            host=check.worker_host, pid=check.worker_pid, pid_started=check.worker_pid_started, since=since
+        ):
+            continue
+        # Conditional: another reconciler (or the worker itself, finishing) may have moved it meanwhile.
+        if StepCheck.objects.filter(pk=check.pk, state=CheckState.RUNNING, claimed=check.claimed).update(
+            state=CheckState.PENDING, error=f"re-queued: the worker {check.worker_host}:{check.worker_pid} died"
+        ):
+            transaction.on_commit(partial(step_check_task.delay, check.step_id))
+            requeued += 1
+    return requeued

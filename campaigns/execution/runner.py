@@ -58,25 +58,35 @@ def _process_started(pid: int) -> float | None:
 
 
 def owner_alive(submission: Submission, *, now=None) -> bool:
-    """Whether the worker process that owns ``submission`` may still be working on it.
+    """Whether the worker process that owns ``submission`` may still be working on it (see ``process_alive``)."""
+    return process_alive(
+        host=submission.worker_host,
+        pid=submission.worker_pid,
+        pid_started=submission.worker_pid_started,
+        since=submission.started or submission.created,
+        now=now,
+    )
+
+
+def process_alive(*, host: str, pid: int | None, pid_started: float | None, since, now=None) -> bool:
+    """Whether a worker process recorded as (host, pid, its start time) may still be working.
 
     Same host: the recorded pid must exist, with the recorded start time (pid reuse) and not a
     zombie. Another host cannot be checked: it is presumed alive for
-    ``CM_RECONCILE_REMOTE_STALE_SECONDS`` after the submission started.
+    ``CM_RECONCILE_REMOTE_STALE_SECONDS`` after ``since``.
     """
-    if submission.worker_host == socket.gethostname() and submission.worker_pid:
+    if host == socket.gethostname() and pid:
         import psutil
 
         try:
-            process = psutil.Process(submission.worker_pid)
+            process = psutil.Process(pid)
             if process.status() == psutil.STATUS_ZOMBIE:
                 return False
             started = process.create_time()
         except psutil.Error:
             return False
-        return submission.worker_pid_started is None or abs(started - submission.worker_pid_started) < 1.0
+        return pid_started is None or abs(started - pid_started) < 1.0
     now = now or timezone.now()
-    since = submission.started or submission.created
     return now - since < timedelta(seconds=settings.CM_RECONCILE_REMOTE_STALE_SECONDS)
 
 
@@ -780,4 +790,9 @@ def reconcile_groups() -> dict[str, int]:
         for group_id in ids:
             group_run.delay(group_id)
         outcome["resent"] = len(ids)
+    from metrics.services import step_checks_reconcile
+
+    requeued = step_checks_reconcile()
+    if requeued:
+        outcome["step_checks_requeued"] = requeued
     return outcome

@@ -209,3 +209,60 @@ def test_the_api_takes_gates_and_inputs_and_names_their_errors(api, owner, butle
     step1, step2 = Campaign.objects.get(pk=response.json()["id"]).steps.order_by("position")
     assert step1.quality_gates == [{"metric": "psf_fwhm", "statistic": "median", "op": "<", "threshold": 1.1}]
     assert step2.metric_input["per"] == "visit"
+
+
+def test_a_check_whose_worker_died_is_made_pending_and_sent_again(
+    make_exec_campaign, owner, sent, django_capture_on_commit_callbacks
+):
+    import socket
+    import subprocess
+    import sys
+
+    from django.utils import timezone
+
+    from campaigns.execution.runner import reconcile_groups
+
+    campaign = _launch(make_exec_campaign, owner, STEPS_WITH_GATE)
+    _finish_step1(campaign, owner, {GOOD: [1.0, 1.05], OTHER: [0.9, 1.0]}, django_capture_on_commit_callbacks)
+    step1, step2 = campaign.steps.order_by("position")
+    # A worker claimed the check, then died (a real process that has exited: its pid is gone).
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    StepCheck.objects.filter(step=step1).update(
+        state=CheckState.RUNNING, worker_host=socket.gethostname(), worker_pid=dead.pid, claimed=timezone.now()
+    )
+    sent.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = reconcile_groups()
+    assert outcome.get("step_checks_requeued") == 1 and sent == [("step_check_run", step1.pk)]
+    check = StepCheck.objects.get(step=step1)
+    assert check.state == CheckState.PENDING and f":{dead.pid} died" in check.error
+    # Sent again, it is evaluated and the dependent step goes on.
+    check = step_check_run(step_id=step1.pk)
+    assert check is not None and (check.state, check.passed, check.error) == (CheckState.DONE, True, "")
+    step2.refresh_from_db()
+    assert step2.status != StepStatus.AWAITING_APPROVAL
+
+
+def test_a_check_whose_worker_is_alive_is_left_alone(
+    make_exec_campaign, owner, sent, django_capture_on_commit_callbacks
+):
+    import os
+    import socket
+
+    import psutil
+
+    from metrics.services import step_checks_reconcile
+
+    campaign = _launch(make_exec_campaign, owner, STEPS_WITH_GATE)
+    _finish_step1(campaign, owner, {GOOD: [1.0, 1.05], OTHER: [0.9, 1.0]}, django_capture_on_commit_callbacks)
+    step1 = campaign.steps.get(name="step1")
+    me = os.getpid()
+    StepCheck.objects.filter(step=step1).update(
+        state=CheckState.RUNNING,
+        worker_host=socket.gethostname(),
+        worker_pid=me,
+        worker_pid_started=psutil.Process(me).create_time(),
+    )
+    assert step_checks_reconcile() == 0
+    assert StepCheck.objects.get(step=step1).state == CheckState.RUNNING

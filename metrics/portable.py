@@ -191,20 +191,9 @@ def threshold_data_ids(
         (instrument, exposure, visit, None if whole_exposures else detector)
         for instrument, exposure, visit, detector in values.values_list("instrument", "exposure", "visit", "detector")
     }
-    records = []
-    dimensions: list[str] = []
-    for instrument, exposure, visit, det in sorted(rows, key=lambda r: tuple((v is None, v or 0) for v in r[1:])):
-        record: dict[str, Any] = {"instrument": instrument}
-        if exposure is not None:
-            record["exposure"] = exposure
-        elif visit is not None:
-            record["visit"] = visit
-        if det is not None:
-            record["detector"] = det
-        records.append(record)
-        if not dimensions:
-            dimensions = list(record)
-    return dimensions, records
+    from .selectors import data_id_records
+
+    return data_id_records(sorted(rows, key=lambda r: tuple((v is None, v or 0) for v in r[1:])))
 
 
 def comparison(query: MetricQuery, cap: int, top: int, bins: int) -> Comparison:

@@ -397,6 +397,12 @@ def metric_threshold_data_ids(
         f"WHERE {where} AND mv.value {OPERATORS[operator]} %s ORDER BY 2, 3, 4",
         [*params, threshold],
     )
+    return data_id_records(rows)
+
+
+def data_id_records(rows) -> tuple[list[str], list[dict[str, Any]]]:
+    """(instrument, exposure, visit, detector) rows as data-ID records (the exposure, else the visit; the
+    detector when there is one) and the dimensions of the first."""
     records = []
     dimensions: list[str] = []
     for instrument, exposure, visit, det in rows:

@@ -117,11 +117,7 @@ def campaign_plan(*, user, campaign_id: int, max_counted: int | None = None) -> 
     campaign = access_campaign(user, campaign_id, VIEW)
     limit = settings.CM_PLAN_MAX_COUNTED_GROUPS if max_counted is None else max_counted
     steps = list(campaign.steps.order_by("position").prefetch_related("depends_on"))
-    if not steps:
-        raise ValidationError({"steps": "A campaign needs at least one step to be launched."})
-    pipeline_path, _ = planning.resolve_pipeline(campaign.pipeline)
-    if not pipeline_path.is_file():
-        raise ValidationError({"pipeline": f"The pipeline file {pipeline_path} does not exist."})
+    planning.require_launchable(steps, campaign.pipeline)
     repo = campaign.butler_repo
     inputs = list(campaign.input_collections or [])
     plans: list[StepPlan] = []

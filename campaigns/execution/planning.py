@@ -243,6 +243,17 @@ def run_collection(group_output: str, number: int) -> str:
     return f"{group_output}/attempt{number}"
 
 
+def require_launchable(steps: list, pipeline: str) -> None:
+    """Refuse to plan or launch a campaign with no steps or whose pipeline file does not exist."""
+    from django.core.exceptions import ValidationError
+
+    if not steps:
+        raise ValidationError({"steps": "A campaign needs at least one step to be launched."})
+    pipeline_path, _ = resolve_pipeline(pipeline)
+    if not pipeline_path.is_file():
+        raise ValidationError({"pipeline": f"The pipeline file {pipeline_path} does not exist."})
+
+
 def resolve_pipeline(uri: str) -> tuple[Path, str]:
     """The pipeline file of ``uri`` (``path[#labels]``) and its fragment.
 

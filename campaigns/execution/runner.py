@@ -387,15 +387,7 @@ def submission_record_result(
             return submission
         group = submission.group
         now = timezone.now()
-        counts: dict[str, Any] = {}
-        if progress is not None:
-            counts = {
-                "quanta_total": progress.total,
-                "quanta_succeeded": progress.succeeded,
-                "quanta_failed": progress.failed,
-                "quanta_running": progress.running,
-                "quanta_pending": progress.pending,
-            }
+        counts: dict[str, Any] = _quanta_counts(progress) if progress is not None else {}
         succeeded = progress is not None and progress.state == "SUCCEEDED" and not error and not lost
         decision = ErrorAction.FAIL
         rule_used: ErrorRule | None = None
@@ -540,15 +532,20 @@ def run_group(*, group_id: int, task_id: str = "", worker_name: str = "") -> str
 # --------------------------------------------------------------------------------------
 
 
-def _record_progress(submission: Submission, progress: Any) -> None:
-    now = timezone.now()
-    counts = {
+def _quanta_counts(progress: Any) -> dict[str, Any]:
+    """The submission's quanta counts from a BPS progress report."""
+    return {
         "quanta_total": progress.total,
         "quanta_succeeded": progress.succeeded,
         "quanta_failed": progress.failed,
         "quanta_running": progress.running,
         "quanta_pending": progress.pending,
     }
+
+
+def _record_progress(submission: Submission, progress: Any) -> None:
+    now = timezone.now()
+    counts = _quanta_counts(progress)
     Submission.objects.filter(pk=submission.pk, state__in=_ACTIVE_SUBMISSION_STATES).update(
         last_progress=now, quanta_blocked=progress.blocked, **counts
     )

@@ -112,11 +112,7 @@ def campaign_launch(*, user, campaign_id: int, comment: str = "") -> Campaign:
             {"status": f"Only a draft or ready campaign can be launched; this one is {campaign.status}."}
         )
     steps = list(campaign.steps.order_by("position"))
-    if not steps:
-        raise ValidationError({"steps": "A campaign needs at least one step to be launched."})
-    pipeline_path, _ = planning.resolve_pipeline(campaign.pipeline)
-    if not pipeline_path.is_file():
-        raise ValidationError({"pipeline": f"The pipeline file {pipeline_path} does not exist."})
+    planning.require_launchable(steps, campaign.pipeline)
     repo = campaign.butler_repo
     try:
         open_repo_check(repo.config_uri)

@@ -247,3 +247,29 @@ class MetricHistogramRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.metric} in bin {self.bin}: {self.n} values"
+
+
+class MetricPairIndex(models.Model):
+    """One (campaign, metric)'s values as columns of packed numbers, sorted by a 64-bit hash of the data ID,
+    so that two campaigns are paired on the data ID by merging two sorted arrays (``metrics.pairs``) instead
+    of joining two million-row sides in SQL. Rebuilt with the rollups; each column is little-endian,
+    one entry per value, in the same order."""
+
+    campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="+")
+    metric = models.CharField(max_length=200)
+    rows = models.BigIntegerField()
+    probe = models.BigIntegerField(help_text="the hash of a fixed text when built: a changed hash function is seen")
+    keys = models.BinaryField(help_text="int64: hashtextextended(data_id_key, 0), ascending")
+    ids = models.BinaryField(help_text="int64: the metric value's id")
+    values = models.BinaryField(help_text="float64: the value, NaN for null")
+    day_obs = models.BinaryField(help_text="int32: day_obs, -2**31 for none")
+    detectors = models.BinaryField(help_text="int32: detector, -2**31 for none")
+    steps = models.BinaryField(help_text="int64: step id, -1 for none")
+    bands = models.BinaryField(help_text="int16: 1 + index in band_names, 0 for none")
+    band_names = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "metric"], name="metricpairindex_unique")]
+
+    def __str__(self) -> str:
+        return f"pair index of {self.metric} in {self.campaign_id}: {self.rows} values"

@@ -234,11 +234,9 @@ def comparison(query: MetricQuery, cap: int, top: int, bins: int) -> Comparison:
     )
     largest = [_pair(a.butler_repo_id, key, va, vb) for key, va, vb, _, _ in ranked[:top]]
     largest.sort(key=lambda p: (-abs(p.diff or 0), p.data_id_key))
-    step = max(1, (len(joined) + cap - 1) // cap)
+    step = max(1, (paired + cap - 1) // cap)  # every step-th pair
     pairs = [
-        _pair(a.butler_repo_id, key, va, vb)
-        for rn, (key, va, vb, in_a, in_b) in enumerate(joined, start=1)
-        if in_a and in_b and rn % step == 0
+        _pair(a.butler_repo_id, key, va, vb) for rn, (key, va, vb, _, _) in enumerate(both, start=1) if rn % step == 0
     ]
     if lo is None or hi is None:
         edges, counts = [0.0, 1.0], [0]

@@ -10,6 +10,9 @@ detector and value range):
   ``MetricRollupState``) gives 100 to 1,000 bins over the (campaign, metric)'s range. The explorer's histogram
   merges whole fine bins, so the rollup and the values give the same counts (see ``selectors``).
 
+A fourth, ``MetricPairIndex``, holds its values as packed columns sorted by a hash of the data ID, for the
+A-against-B comparison (``pairs``).
+
 They are recomputed from the values in SQL, a whole (campaign, metric) at a time: ingest marks the
 (campaign, metric)s of each batch dirty in the batch's own transaction and refreshes them when it ends
 (``refresh_dirty``); a dashboard read refreshes any (campaign, metric) that is dirty or has values newer than
@@ -26,7 +29,15 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .models import MetricDetectorRollup, MetricExposureRollup, MetricHistogramRollup, MetricRollupState, MetricValue
+from . import pairs
+from .models import (
+    MetricDetectorRollup,
+    MetricExposureRollup,
+    MetricHistogramRollup,
+    MetricPairIndex,
+    MetricRollupState,
+    MetricValue,
+)
 
 MV = MetricValue._meta.db_table
 STATE = MetricRollupState._meta.db_table
@@ -111,12 +122,43 @@ def refresh(campaign_id: int, metric: str) -> int | None:
                 "GROUP BY 1, 2, 3, 4, 5, 6",
                 [bin_width(grid), *key],
             )
+        build_pair_index(campaign_id, metric)
         cursor.execute(
             f"UPDATE {STATE} SET dirty = false, newest = %s, grid = %s, refreshed = %s "  # noqa: S608
             "WHERE campaign_id = %s AND metric = %s",
             [newest, grid, timezone.now(), *key],
         )
     return grid
+
+
+def build_pair_index(campaign_id: int, metric: str) -> int | None:
+    """(Re)build the pair index of one (campaign, metric) (``metrics.pairs``), in the caller's transaction,
+    after its exposure rollup, which names its bands. Returns how many values it holds (None: too many)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT band FROM {EXPOSURE} WHERE campaign_id = %s AND metric = %s AND band IS NOT NULL "  # noqa: S608
+            "ORDER BY 1",
+            [campaign_id, metric],
+        )
+        bands = [band for (band,) in cursor.fetchall()]
+    return pairs.build(campaign_id, metric, bands)
+
+
+def ensure_pair_indexes(campaign_ids: list[int], metric: str) -> None:
+    """Build the pair indexes of ``metric`` that fresh rollups lack (rollups refreshed before pair indexes
+    existed, an index built by another hash function, or a (campaign, metric) too large for one). Call after
+    ``ensure_fresh``."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT campaign_id FROM {pairs.PAIRS} WHERE campaign_id = ANY(%s) AND metric = %s "  # noqa: S608
+            "AND probe = hashtextextended(%s, 0)",
+            [list(campaign_ids), metric, pairs.PROBE_TEXT],
+        )
+        found = {campaign_id for (campaign_id,) in cursor.fetchall()}
+    for campaign_id in dict.fromkeys(campaign_ids):
+        if campaign_id not in found:
+            with transaction.atomic():
+                build_pair_index(campaign_id, metric)
 
 
 def refresh_dirty(keys: Iterable[tuple[int, str]] | None = None) -> int:
@@ -184,7 +226,7 @@ def rebuild(campaign_ids: Iterable[int] | None = None) -> int:
     for state in stale:
         if (state.campaign_id, state.metric) not in present:
             with transaction.atomic():
-                for model in (MetricExposureRollup, MetricDetectorRollup, MetricHistogramRollup):
+                for model in (MetricExposureRollup, MetricDetectorRollup, MetricHistogramRollup, MetricPairIndex):
                     model.objects.filter(campaign_id=state.campaign_id, metric=state.metric).delete()
                 state.delete()
     for campaign_id, metric in keys:

@@ -24,7 +24,7 @@ from django.http import Http404
 from campaigns.choices import GROUP_DONE_STATES, GroupStatus
 from campaigns.models import Campaign, Group, GroupTransition, QuantumError, Submission
 
-from . import portable, rollups
+from . import pairs, portable, rollups
 from .charts import DetectorCell, ExposurePoint, HistogramSeries, PairPoint, ProgressSeries
 from .filtersets import MetricValueFilterSet
 from .models import GateResult, MetricValue, StepCheck, StepInputFreeze
@@ -451,6 +451,18 @@ def metric_comparison(
 
 
 def _comparison(query: MetricQuery, cap: int, top: int, bins: int) -> Comparison:
+    """From the campaigns' pair indexes (``pairs``: sorted arrays merged in numpy), brought up to date first;
+    in SQL (``comparison_sql``) for a (campaign, metric) too large to have one."""
+    ids = query.campaign_ids[:2]
+    rollups.ensure_fresh(ids, query.metric)
+    rollups.ensure_pair_indexes(ids, query.metric)
+    found = pairs.compare(query, cap, top, bins)
+    return found if found is not None else comparison_sql(query, cap, top, bins)
+
+
+def comparison_sql(query: MetricQuery, cap: int, top: int, bins: int) -> Comparison:
+    """The comparison as one SQL statement over the values (a FULL JOIN on the data ID key): the fallback
+    of ``_comparison``, and what the tests hold ``pairs`` to."""
     a, b = query.campaigns[0], query.campaigns[1]
     where_a, params_a = query.where("x", campaign_ids=[a.pk])
     where_b, params_b = query.where("y", campaign_ids=[b.pk])
@@ -459,8 +471,7 @@ def _comparison(query: MetricQuery, cap: int, top: int, bins: int) -> Comparison
     sql = f"""
         WITH j AS MATERIALIZED (
             SELECT COALESCE(x.data_id_key, y.data_id_key) AS data_id_key, x.value AS a, y.value AS b,
-                   y.value - x.value AS d, x.data_id_key IS NOT NULL AS in_a, y.data_id_key IS NOT NULL AS in_b,
-                   row_number() OVER () AS rn
+                   y.value - x.value AS d, x.data_id_key IS NOT NULL AS in_a, y.data_id_key IS NOT NULL AS in_b
               FROM (SELECT x.data_id_key, x.value FROM {MV} x WHERE {where_a}) x
               FULL JOIN (SELECT y.data_id_key, y.value FROM {MV} y WHERE {where_b}) y
                 ON y.data_id_key = x.data_id_key
@@ -480,8 +491,9 @@ def _comparison(query: MetricQuery, cap: int, top: int, bins: int) -> Comparison
         (SELECT 't', data_id_key, a, b, NULL, NULL, NULL, NULL FROM j WHERE d IS NOT NULL
           ORDER BY abs(d) DESC, data_id_key LIMIT %s)
         UNION ALL
-        SELECT 's', data_id_key, a, b, NULL, NULL, NULL, NULL FROM j, rr
-         WHERE j.in_a AND j.in_b AND j.rn %% GREATEST(1, (rr.total + %s - 1) / %s) = 0
+        SELECT 's', data_id_key, a, b, NULL, NULL, NULL, NULL
+          FROM (SELECT data_id_key, a, b, row_number() OVER () AS rn FROM j WHERE in_a AND in_b) p, rr
+         WHERE p.rn %% GREATEST(1, (rr.n + %s - 1) / %s) = 0
     """  # noqa: S608 - table name only
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL work_mem = '256MB'")  # the joined pairs stay in memory

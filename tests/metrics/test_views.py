@@ -174,7 +174,7 @@ def test_dashboard_query_counts_do_not_grow_with_the_data(
             assert sum(sum(t["y"]) for t in figures_of(response)["histogram"]["data"]) == 71 + 90 + 71
 
 
-PINNED = {"explorer": 15, "explorer_cached": 8, "compare": 13, "overview": 11}
+PINNED = {"explorer": 15, "explorer_cached": 8, "compare": 12, "overview": 11}
 
 
 def test_plotly_is_served_from_the_installed_package_not_a_cdn(client, owner):

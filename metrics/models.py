@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from tagging.models import DataIdColumns
+
 
 class MetricValueQuerySet(models.QuerySet):
     def restrict(self, user, action: str = "view") -> MetricValueQuerySet:
@@ -23,7 +25,7 @@ class MetricValueQuerySet(models.QuerySet):
         return self.filter(Q(campaign__isnull=True) | Q(campaign__in=Campaign.objects.restrict(user, "view")))
 
 
-class MetricValue(models.Model):
+class MetricValue(DataIdColumns):
     """One QA measurement (metric, value, unit) of one data ID, with its provenance.
 
     ``metric`` carries its package/action prefix (e.g. ``demo_pipeline.step1.psf_fwhm`` or
@@ -40,16 +42,6 @@ class MetricValue(models.Model):
     data_id_key = models.CharField(
         max_length=200, help_text="canonical data ID, e.g. 'instrument=DemoCam,exposure=..,detector=4'"
     )
-    instrument = models.CharField(max_length=64, null=True, blank=True)
-    exposure = models.BigIntegerField(null=True, blank=True)
-    visit = models.BigIntegerField(null=True, blank=True)
-    detector = models.IntegerField(null=True, blank=True)
-    day_obs = models.IntegerField(null=True, blank=True)
-    band = models.CharField(max_length=16, null=True, blank=True)
-    physical_filter = models.CharField(max_length=64, null=True, blank=True)
-    skymap = models.CharField(max_length=64, null=True, blank=True)
-    tract = models.IntegerField(null=True, blank=True)
-    patch = models.IntegerField(null=True, blank=True)
     repo = models.ForeignKey("tagging.ButlerRepo", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     campaign = models.ForeignKey(
         "campaigns.Campaign", on_delete=models.CASCADE, null=True, blank=True, related_name="metric_values"

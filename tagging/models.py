@@ -234,6 +234,25 @@ DATA_ID_COLUMNS = (
 )
 
 
+class DataIdColumns(models.Model):
+    """A data ID's primary keys in typed columns (``DATA_ID_COLUMNS``), so that SQL joins and filters them:
+    set rows, tag rows, bad-data records and metric values all hold their data ID this way."""
+
+    instrument = models.CharField(max_length=64, null=True, blank=True)
+    exposure = models.BigIntegerField(null=True, blank=True)
+    visit = models.BigIntegerField(null=True, blank=True)
+    detector = models.IntegerField(null=True, blank=True)
+    day_obs = models.IntegerField(null=True, blank=True)
+    band = models.CharField(max_length=16, null=True, blank=True)
+    physical_filter = models.CharField(max_length=64, null=True, blank=True)
+    skymap = models.CharField(max_length=64, null=True, blank=True)
+    tract = models.IntegerField(null=True, blank=True)
+    patch = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
 class DataIdChunk(models.Model):
     """A block of up to a few thousand data IDs of one set version, stored as one typed array per dimension.
 
@@ -274,7 +293,7 @@ class DataIdChunk(models.Model):
         return f"{self.version_id}#{self.seq} ({self.size} data IDs)"
 
 
-class DataIdRow(models.Model):
+class DataIdRow(DataIdColumns):
     """One data ID of one set version, primary keys only: a read-only view over :class:`DataIdChunk`
     (PostgreSQL ``unnest`` of the chunk arrays, SQLite ``json_each``), so that SQL can join a set's data
     IDs with other tables and the ORM can filter them. ``id`` orders a version's data IDs as stored.
@@ -284,16 +303,6 @@ class DataIdRow(models.Model):
     version = models.ForeignKey(
         DataIdSetVersion, on_delete=models.DO_NOTHING, related_name="rows", db_constraint=False, db_index=False
     )
-    instrument = models.CharField(max_length=64, null=True, blank=True)
-    exposure = models.BigIntegerField(null=True, blank=True)
-    visit = models.BigIntegerField(null=True, blank=True)
-    detector = models.IntegerField(null=True, blank=True)
-    day_obs = models.IntegerField(null=True, blank=True)
-    band = models.CharField(max_length=16, null=True, blank=True)
-    physical_filter = models.CharField(max_length=64, null=True, blank=True)
-    skymap = models.CharField(max_length=64, null=True, blank=True)
-    tract = models.IntegerField(null=True, blank=True)
-    patch = models.IntegerField(null=True, blank=True)
 
     class Meta:
         managed = False
@@ -427,23 +436,13 @@ class TagColumn(models.Model):
         return f"{self.table_id}.{self.name} ({self.type})"
 
 
-class TagRow(models.Model):
+class TagRow(DataIdColumns):
     """One row of a tag table: a data ID (primary keys in typed, indexed columns) and its values by column key."""
 
     table = models.ForeignKey(TagTable, on_delete=models.CASCADE, related_name="rows", db_index=False)
     key = models.CharField(
         max_length=200, help_text="canonical data ID, e.g. 'instrument=DemoCam,exposure=2025112100156'"
     )
-    instrument = models.CharField(max_length=64, null=True, blank=True)
-    exposure = models.BigIntegerField(null=True, blank=True)
-    visit = models.BigIntegerField(null=True, blank=True)
-    detector = models.IntegerField(null=True, blank=True)
-    day_obs = models.IntegerField(null=True, blank=True)
-    band = models.CharField(max_length=16, null=True, blank=True)
-    physical_filter = models.CharField(max_length=64, null=True, blank=True)
-    skymap = models.CharField(max_length=64, null=True, blank=True)
-    tract = models.IntegerField(null=True, blank=True)
-    patch = models.IntegerField(null=True, blank=True)
     values = models.JSONField(default=dict, help_text="values by TagColumn.key")
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
@@ -598,7 +597,7 @@ class BadDataSource(models.TextChoices):
     FAILURE = "failure", "From a failed quantum"
 
 
-class BadDataRecord(models.Model):
+class BadDataRecord(DataIdColumns):
     """A data ID and/or a dataset found bad, its status (open, explained, fixed), explanation and links.
 
     The data ID sits in typed columns (as in DataIdRow) plus its canonical ``key``, so a selection can
@@ -611,16 +610,6 @@ class BadDataRecord(models.Model):
         max_length=200, blank=True, help_text="canonical data ID, e.g. 'instrument=DemoCam,exposure=2025112100156'"
     )
     dimensions = models.JSONField(default=list, blank=True, help_text="required dimensions of the data ID")
-    instrument = models.CharField(max_length=64, null=True, blank=True)
-    exposure = models.BigIntegerField(null=True, blank=True)
-    visit = models.BigIntegerField(null=True, blank=True)
-    detector = models.IntegerField(null=True, blank=True)
-    day_obs = models.IntegerField(null=True, blank=True)
-    band = models.CharField(max_length=16, null=True, blank=True)
-    physical_filter = models.CharField(max_length=64, null=True, blank=True)
-    skymap = models.CharField(max_length=64, null=True, blank=True)
-    tract = models.IntegerField(null=True, blank=True)
-    patch = models.IntegerField(null=True, blank=True)
     dataset_type = models.CharField(max_length=200, blank=True)
     dataset_id = models.UUIDField(null=True, blank=True)
     collection = models.CharField(max_length=512, blank=True)

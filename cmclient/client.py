@@ -781,10 +781,17 @@ class Client(TagTablesMixin, SelectionsMixin, MetricsMixin, FlagsMixin):
         repo: str | None = None,
     ) -> dict[str, Any]:
         """Let one ``user`` or one ``group`` view (or ``permission="change"``) a set; ``grant=False`` takes it back."""
+        path = f"dataid-sets/{self.resolve_dataids(name_or_id, repo)}/share/"
+        return self._share("share_dataids", path, user, group, permission, grant)
+
+    def _share(
+        self, method: str, path: str, user: str | None, group: str | None, permission: str, grant: bool
+    ) -> dict[str, Any]:
+        """POST a grant (or, ``grant=False``, a withdrawal) of ``permission`` to one user or one group."""
         if bool(user) == bool(group):
-            raise ValueError("share_dataids() needs exactly one of user= or group=")
+            raise ValueError(f"{method}() needs exactly one of user= or group=")
         body = {"username": user or "", "group": group or "", "permission": permission, "grant": grant}
-        return self._json("POST", f"dataid-sets/{self.resolve_dataids(name_or_id, repo)}/share/", json_body=body)
+        return self._json("POST", path, json_body=body)
 
     def dataids_algebra(
         self,

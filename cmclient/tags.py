@@ -29,6 +29,7 @@ class TagTablesMixin:
     _json: Any
     _request: Any
     _paginated: Any
+    _share: Any
 
     def tag_tables(
         self, repo: str | None = None, polarity: str | None = None, owner: str | None = None, q: str | None = None
@@ -156,10 +157,8 @@ class TagTablesMixin:
         repo: str | None = None,
     ) -> dict[str, Any]:
         """Let one ``user`` or ``group`` view (or ``permission="change"``) a table; ``grant=False`` takes it back."""
-        if bool(user) == bool(group):
-            raise ValueError("share_tag_table() needs exactly one of user= or group=")
-        body = {"username": user or "", "group": group or "", "permission": permission, "grant": grant}
-        return self._json("POST", f"tag-tables/{self.resolve_tag_table(name_or_id, repo)}/share/", json_body=body)
+        table = self.resolve_tag_table(name_or_id, repo)
+        return self._share("share_tag_table", f"tag-tables/{table}/share/", user, group, permission, grant)
 
     def tag_row_history(
         self, name_or_id: str | int, key: str | None = None, repo: str | None = None

@@ -637,3 +637,13 @@ def test_client_reports_an_unreachable_server():
 
     assert str(error.value) == f"cannot reach {url}: Connection refused"
     assert error.value.status is None
+
+
+@pytest.mark.parametrize("method", ["share_dataids", "share_tag_table"])
+@pytest.mark.parametrize("who", [{}, {"user": "bob", "group": "qa"}])
+def test_share_needs_exactly_one_of_user_or_group_before_any_request(method, who):
+    from cmclient import Client
+
+    client = Client("http://127.0.0.1:9", "token", use_config=False)  # nothing listens there
+    with pytest.raises(ValueError, match=rf"{method}\(\) needs exactly one of user= or group="):
+        getattr(client, method)(7, **who)

@@ -102,7 +102,9 @@ ok(f"metric input: {freeze.selected} exposures selected, {freeze.rejected} rejec
 counts = campaign_coverage_record(campaign_id=a.pk)
 assert counts == {"recorded": Group.objects.filter(step=step2).count(), "unknown": 0}, counts
 passed = {e for e, vs in per_exposure.items() if percentile(0.5, vs) < 0.75}
-in_query = set(Exposure.objects.filter(exposure_id__in=passed, band__in=["g", "r"]).values_list("exposure_id", flat=True))
+in_query = set(
+    Exposure.objects.filter(exposure_id__in=passed, band__in=["g", "r"]).values_list("exposure_id", flat=True)
+)
 step2_covered = set(GroupExposure.objects.filter(group__step=step2).values_list("exposure", flat=True))
 assert step2_covered == in_query, (step2_covered, in_query)
 ok(f"coverage after the frozen input: step2 covers {len(step2_covered)} exposures")

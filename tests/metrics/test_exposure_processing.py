@@ -52,7 +52,10 @@ def world(make_exec_campaign, owner, butler_repo):
     groups leave the exposure out; measured: covers it and wrote values; secret: private, covers it;
     dark: a where the mirror cannot answer; fresh: launched, coverage not yet recorded."""
     failed = launch(
-        make_exec_campaign, owner, "failed-run", {"seq150": "exposure.seq_num = 150", "seq151": "exposure.seq_num = 151"}
+        make_exec_campaign,
+        owner,
+        "failed-run",
+        {"seq150": "exposure.seq_num = 150", "seq151": "exposure.seq_num = 151"},
     )
     campaign_services.group_set_status(user=owner, group_id=group(failed, "seq151").pk, status="failed")
     other = launch(make_exec_campaign, owner, "other-data", {"seq150": "exposure.seq_num = 150"})
@@ -72,9 +75,7 @@ def exposure() -> Exposure:
     return Exposure.objects.select_related("repo").get(exposure_id=EXPOSURE)
 
 
-def test_each_campaign_whose_groups_covered_the_exposure_is_listed_with_its_groups_metrics_or_not(
-    world, science_user
-):
+def test_each_campaign_whose_groups_covered_the_exposure_is_listed_with_its_groups_metrics_or_not(world, science_user):
     found = selectors.exposure_processing(user=science_user, exposure=exposure())
     by_name = {e.campaign.name: e for e in found.campaigns}
     assert set(by_name) == {"failed-run", "measured"}  # not other-data (left out), not secret (private)
@@ -92,7 +93,9 @@ def test_each_campaign_whose_groups_covered_the_exposure_is_listed_with_its_grou
 
 
 def test_a_private_campaign_is_listed_for_those_who_may_view_it(world, owner, science_user, outsider):
-    assert "secret" in {e.campaign.name for e in selectors.exposure_processing(user=owner, exposure=exposure()).campaigns}
+    assert "secret" in {
+        e.campaign.name for e in selectors.exposure_processing(user=owner, exposure=exposure()).campaigns
+    }
     for user in (science_user, outsider):
         found = selectors.exposure_processing(user=user, exposure=exposure())
         assert "secret" not in {e.campaign.name for e in found.campaigns} | {g.name for g in found.gaps}

@@ -5,6 +5,7 @@ from .models import (
     Attachment,
     Campaign,
     Group,
+    GroupCoverage,
     HistoryEntry,
     Notification,
     RecurringCampaign,
@@ -33,3 +34,15 @@ admin.site.register(HistoryEntry)
 admin.site.register(WorkerHeartbeat)
 admin.site.register(Notification)
 admin.site.register(RecurringCampaign)
+
+
+@admin.register(GroupCoverage)
+class GroupCoverageAdmin(admin.ModelAdmin):
+    """Read-only: written by campaigns.coverage (a group's rows are replaced when its selection changes)."""
+
+    list_display = ("group", "state", "exposures", "recorded")
+    list_filter = ("state",)
+    readonly_fields = ("group", "where", "data_id_table", "state", "reason", "exposures", "recorded")
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -69,6 +69,13 @@ GROUP_ACTIVE_STATES = {GroupStatus.PREFLIGHT, GroupStatus.SUBMITTING, GroupStatu
 GROUP_STOPPED_STATES = {GroupStatus.SUCCEEDED, GroupStatus.ACCEPTED, GroupStatus.FAILED, GroupStatus.CANCELLED}
 
 
+class CoverageState(models.TextChoices):
+    """What the exposure mirror could say about the exposures a group covers (campaigns.coverage)."""
+
+    RECORDED = "recorded", "Recorded from the mirror"
+    UNKNOWN = "unknown", "Not answerable from the mirror"
+
+
 class StepStatus(models.TextChoices):
     WAITING = "waiting", "Waiting"
     READY = "ready", "Ready"

@@ -18,6 +18,7 @@ from core.roles import is_staff_member
 from .choices import (
     CampaignStatus,
     CampaignType,
+    CoverageState,
     ErrorAction,
     GroupStatus,
     HistoryAction,
@@ -242,6 +243,48 @@ class Group(models.Model):
 
     def __str__(self) -> str:
         return f"{self.step}/{self.name}"
+
+
+class GroupCoverage(models.Model):
+    """Whether the exposures a group covers are recorded (``GroupExposure``), and for which selection.
+
+    The selection is the group's ``where`` and ``data_id_table`` when it was evaluated against the exposure
+    mirror: a group whose selection has changed since (a new launch, a frozen metric input) is to be
+    evaluated again, its rows are not trusted. ``unknown``: the mirror cannot answer (``reason`` says why)
+    and nothing is recorded. Written only by ``campaigns.coverage``."""
+
+    group = models.OneToOneField(Group, on_delete=models.CASCADE, primary_key=True, related_name="coverage")
+    where = models.TextField(blank=True)
+    data_id_table = models.CharField(max_length=1024, blank=True)
+    state = models.CharField(max_length=10, choices=CoverageState.choices)
+    reason = models.TextField(blank=True)
+    exposures = models.PositiveIntegerField(default=0)
+    recorded = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["group"]
+
+    def __str__(self) -> str:
+        return f"{self.group_id}: {self.state} ({self.exposures} exposures)"
+
+
+class GroupExposure(models.Model):
+    """One exposure a group covers (its ``where`` and data-ID tables select it in the mirror): what the
+    exposure page reads to list every campaign that processed an exposure, metric values or not."""
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="+")
+    instrument = models.CharField(max_length=64)
+    exposure = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["group", "instrument", "exposure"]
+        constraints = [
+            models.UniqueConstraint(fields=["group", "instrument", "exposure"], name="groupexposure_unique"),
+        ]
+        indexes = [models.Index(fields=["instrument", "exposure"], name="groupexposure_exposure")]
+
+    def __str__(self) -> str:
+        return f"{self.group_id}: {self.instrument} {self.exposure}"
 
 
 class Submission(models.Model):

@@ -96,3 +96,11 @@ def recurring_run(recurring_id: int) -> str:
 
     campaign = run(recurring_id=recurring_id)
     return campaign.name if campaign is not None else "nothing to do"
+
+
+@shared_task(name="campaigns.tasks.group_coverage_record", ignore_result=True)
+def group_coverage_record(campaign_id: int) -> dict:
+    """Record which exposures the campaign's planned groups cover (campaigns.coverage). Safe to run twice."""
+    from .coverage import campaign_coverage_record
+
+    return campaign_coverage_record(campaign_id=campaign_id)

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Avg, Count, DurationField, Exists, ExpressionWrapper, F, Max, Min, OuterRef, Q, QuerySet
+from django.db.models import Count, DurationField, Exists, ExpressionWrapper, F, Min, OuterRef, QuerySet
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -28,6 +28,9 @@ from . import pairs, portable, rollups
 from .charts import DetectorCell, ExposurePoint, HistogramSeries, PairPoint, ProgressSeries
 from .filtersets import MetricValueFilterSet
 from .models import GateResult, MetricValue, StepCheck, StepInputFreeze
+from .selectors_exposure import ExposureCampaign as ExposureCampaign
+from .selectors_exposure import ExposureProcessing as ExposureProcessing
+from .selectors_exposure import exposure_processing as exposure_processing
 
 MV = MetricValue._meta.db_table
 HISTOGRAM_BINS = 60
@@ -624,49 +627,9 @@ def campaign_overview(*, campaign: Campaign) -> Overview:
 # --- exposure page -------------------------------------------------------------------------------------------
 
 
-@dataclass
-class ExposureCampaign:
-    campaign: Campaign
-    groups: list[str]
-    metrics: list[dict[str, Any]]
-
-
 def exposure_campaigns(*, user, exposure) -> list[ExposureCampaign]:
-    """Every campaign the user may view that measured this exposure (or its one-to-one visit), with the
-    groups that produced the values and each metric's mean, min, max over the detectors. Two queries."""
-    visible = Campaign.objects.restrict(user, "view").filter(butler_repo_id=exposure.repo.label)
-    on_exposure = Q(exposure=exposure.exposure_id)
-    if exposure.visit_id:
-        on_exposure |= Q(exposure__isnull=True, visit=exposure.visit_id)
-    values = MetricValue.objects.filter(on_exposure, instrument=exposure.instrument, campaign__in=visible)
-    rows = list(
-        values.values("campaign_id", "metric", "unit")
-        .annotate(n=Count("id"), mean=Avg("value"), low=Min("value"), high=Max("value"))
-        .order_by("campaign_id", "metric")
-    )
-    if not rows:
-        return []
-    group_rows = (
-        values.filter(group__isnull=False)
-        .values_list("campaign_id", "step__name", "group__name", "group__status")
-        .distinct()
-        .order_by("campaign_id", "step__name", "group__name")
-    )
-    groups: dict[int, list[str]] = defaultdict(list)
-    for cid, step, group, status in group_rows:
-        groups[cid].append(f"{step or '?'}/{group} ({status})")
-    campaigns = {
-        c.pk: c
-        for c in Campaign.objects.filter(pk__in={r["campaign_id"] for r in rows}).only(
-            "pk", "name", "status", "updated"
-        )
-    }
-    result: dict[int, ExposureCampaign] = {}
-    for row in rows:
-        cid = row["campaign_id"]
-        entry = result.setdefault(cid, ExposureCampaign(campaigns[cid], groups.get(cid, []), []))
-        entry.metrics.append(dict(row))
-    return sorted(result.values(), key=lambda e: e.campaign.updated, reverse=True)
+    """Every campaign the user may view that processed this exposure (see ``exposure_processing``)."""
+    return exposure_processing(user=user, exposure=exposure).campaigns
 
 
 def metric_value_list(*, user, filters: Mapping[str, Any] | None = None) -> QuerySet[MetricValue]:

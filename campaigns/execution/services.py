@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from core.roles import is_staff_member
 
-from .. import inputs
+from .. import coverage, inputs
 from ..choices import (
     SUBMISSION_OPEN_STATES,
     CampaignStatus,
@@ -174,6 +174,8 @@ def campaign_launch(*, user, campaign_id: int, comment: str = "") -> Campaign:
         comment=(comment.strip() + "\n" if comment.strip() else "") + f"Planned {summary}.",
     )
     roll_up(campaign.pk, actor=user)
+    # Which exposures each group covers (the exposure page): worked out by a task, off the launch's path.
+    coverage.campaign_coverage_record_enqueue(campaign.pk)
     campaign.refresh_from_db()
     return campaign
 
@@ -379,6 +381,8 @@ def step_input_table_set(*, step_id: int, path: str, comment: str) -> int:
     record_history(
         campaign=step.campaign, actor=None, changes={f"step {step.name} input": [None, path]}, comment=comment
     )
+    if changed:  # the groups now cover less: their exposures are recorded again
+        coverage.campaign_coverage_record_enqueue(step.campaign_id)
     return changed
 
 

@@ -11,6 +11,6 @@ register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
-def exposure_campaigns(context, exposure) -> list[selectors.ExposureCampaign]:
-    """Campaigns the current user may view that measured ``exposure``, with their metric values."""
-    return selectors.exposure_campaigns(user=context["request"].user, exposure=exposure)
+def exposure_processing(context, exposure) -> selectors.ExposureProcessing:
+    """Campaigns the current user may view that processed ``exposure``: their groups, their metric values."""
+    return selectors.exposure_processing(user=context["request"].user, exposure=exposure)

@@ -321,6 +321,29 @@ def _where_predicate(repo: ButlerRepo, term: dict[str, Any], keys: list[str], pa
         return _butler_predicate(repo, expression, keys, path, str(reason))
 
 
+NotInMirror = _NotInMirror  # public name: callers outside this module catch it
+
+
+def where_mirror_sql(
+    expression: str, *, default_instrument: str = "", detectors: bool = False
+) -> tuple[str, list[Any]]:
+    """A Butler where expression as SQL over the mirror's ``e`` (exposures) and, with ``detectors``, ``d``
+    (detectors) aliases, with no Butler fallback: raises ``NotInMirror`` (saying what the mirror lacks) or
+    ``ValueError`` (the expression does not parse). ``("TRUE", [])`` for an empty expression. As
+    :func:`_where_predicate`: no instrument named, the default one."""
+    from lsst_adapter import where_tree
+
+    tree = where_tree(expression)
+    if tree is None:
+        return "TRUE", []
+    params: list[Any] = []
+    sql = _where_sql(tree, ["instrument", "exposure", *(["detector"] if detectors else [])], params)
+    if default_instrument and "instrument" not in expression:
+        sql = f"({sql} AND e.instrument = %s)"
+        params.append(default_instrument)
+    return sql, params
+
+
 def _butler_predicate(repo: ButlerRepo, expression: str, keys: list[str], path: str, reason: str) -> Predicate:
     """The where expression run by the real Butler, joined as a list of data IDs (slower, always right)."""
     from lsst_adapter.dataids import query_data_ids

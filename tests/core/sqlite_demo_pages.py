@@ -12,7 +12,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import setup_test_environment
 
-from campaigns.models import Campaign, Group, Step, Submission
+from campaigns.coverage import campaign_coverage_record
+from campaigns.models import Campaign, Group, GroupExposure, Step, Submission
 from core.sqlite_functions import percentile
 from metrics.conditions import statistic
 from metrics.models import GateResult, MetricValue
@@ -96,6 +97,17 @@ for e, v in MetricValue.objects.filter(step=step1, value__isnull=False).values_l
 expected = sum(1 for vs in per_exposure.values() if percentile(0.5, vs) < 0.75)
 assert (freeze.selected, freeze.rejected) == (expected, len(per_exposure) - expected), (freeze.selected, expected)
 ok(f"metric input: {freeze.selected} exposures selected, {freeze.rejected} rejected")
+# The frozen input changed step2's data-ID tables: their coverage is recorded again, with the table's rows
+# joined as JSON (SQLite's path); only the exposures that passed, among those the campaign's query selects.
+counts = campaign_coverage_record(campaign_id=a.pk)
+assert counts == {"recorded": Group.objects.filter(step=step2).count(), "unknown": 0}, counts
+passed = {e for e, vs in per_exposure.items() if percentile(0.5, vs) < 0.75}
+in_query = set(
+    Exposure.objects.filter(exposure_id__in=passed, band__in=["g", "r"]).values_list("exposure_id", flat=True)
+)
+step2_covered = set(GroupExposure.objects.filter(group__step=step2).values_list("exposure", flat=True))
+assert step2_covered == in_query, (step2_covered, in_query)
+ok(f"coverage after the frozen input: step2 covers {len(step2_covered)} exposures")
 rows = list(
     reobservation_rows(
         campaign=a,
@@ -122,6 +134,20 @@ expect(
     "exposure page",
     exposure.obs_id,
     a.name,  # the metrics section lists the campaign that measured it
+)
+unmeasured = (
+    GroupExposure.objects.filter(group__step=step1)
+    .exclude(exposure__in=[e.exposure_id for e in science])
+    .values_list("exposure", flat=True)
+    .first()
+)
+assert unmeasured is not None, "step1 of w48 covers exposures beyond the six measured ones"
+expect(
+    client.get(f"/data/repos/{exposure.repo.label}/exposures/{unmeasured}/"),
+    "exposure page of a group with no metric values",
+    f'data-campaign="{a.name}"',
+    'data-group="step1/',
+    "No metric values for this exposure in this campaign.",
 )
 explorer = client.get("/metrics/", {"campaign": [a.pk, b.pk], "metric": metric})
 expect(explorer, "metrics explorer", metric)

@@ -39,6 +39,9 @@ def test_make_run_demo_works_on_sqlite(tmp_path):
     _run(env, "build_demo_repo")
     seeded = _run(env, "seed_demo")
     assert "frozen from a selection" in seeded
+    # No worker here to run the task sent at launch: the backfill command records the launched groups.
+    recorded = _run(env, "group_coverage_record")
+    assert "w48-minidrp: 6 group(s) recorded, 0 unknown" in recorded, recorded  # 3 nights x 2 steps
     out = _run(env, "shell", "-c", SCRIPT.read_text())
     checks = [line for line in out.splitlines() if line.startswith("OK ")]
     assert "ALL OK" in out and len(checks) >= 17, out

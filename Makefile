@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lint browser-deps clean demo-data benchmarks
+.PHONY: run test setup lint browser-deps clean demo-data benchmarks plotly-bundle
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,3 +42,9 @@ benchmarks: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache
+
+# Rebuild static/vendor/plotly.min.js: plotly.js with only the trace types the dashboards draw, from the
+# versions pinned in scripts/plotly_bundle/package-lock.json. Needs node and npm; the built file is
+# committed, so `make run` and `make test` do not.
+plotly-bundle:
+	cd scripts/plotly_bundle && npm ci --no-audit --no-fund && node build.js

@@ -19,7 +19,7 @@ Measured, each page in a fresh process:
 2. browser: Debian's Chromium (headless, Playwright) against a threaded WSGI server in the same process,
    time from the start of navigation until every figure of the page is drawn (``Plotly.newPlot``
    promises resolved: metrics.js sets ``window.cmPlotsDrawnAt``). The first load fetches plotly.js
-   (4.8 MB, then cached); the warm loads are what a user sees on every later page.
+   (1.6 MB, the project's bundle, then cached); the warm loads are what a user sees on every later page.
 """
 
 from __future__ import annotations

@@ -866,8 +866,8 @@ def _run_dashboards(options) -> None:
             "",
             bench.table(server, browser),
             "",
-            "Response size is the whole HTML page with its figures' JSON; plotly.js (4.8 MB, served from the "
-            "plotly package, cached by the browser) comes once, on the first load.",
+            "Response size is the whole HTML page with its figures' JSON; plotly.js (1.6 MB: the project's bundle "
+            "of the trace types it draws, cached by the browser) comes once, on the first load.",
             "",
             f"The explorer reads rollups (`metrics/rollups.py`); recomputing those of both campaigns "
             f"(2 x {info['values_per_campaign']:,} values, what an ingest of a whole campaign adds at its end, or "

@@ -66,7 +66,9 @@ class MetricValue(DataIdColumns):
             )
         ]
         indexes = [
-            models.Index(fields=["campaign", "metric"], name="metricvalue_campaign_metric"),
+            # (campaign, metric) first for the dashboards and the loose index scans; detector for the explorer's
+            # one-detector view, which would otherwise read every value of the (campaign, metric).
+            models.Index(fields=["campaign", "metric", "detector"], name="metricvalue_campaign_detector"),
             models.Index(fields=["exposure", "detector"], name="metricvalue_exposure"),
             models.Index(fields=["visit", "detector"], name="metricvalue_visit"),
             models.Index(fields=["metric", "day_obs"], name="metricvalue_metric_day"),

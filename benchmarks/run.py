@@ -858,7 +858,8 @@ def _run_dashboards(options) -> None:
             f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, code {_git_revision()}, on "
             f"{machine['cpu']}, {machine['memory']} RAM, PostgreSQL on the same machine, load average "
             f"{os.getloadavg()[0]:.1f} when the run ended (medians of "
-            f"{max(options.repeat, 5)} server runs and {options.repeat} warm browser loads). Method in the notes below.",
+            f"{max(options.repeat, 5)} server runs, {options.repeat} first browser loads, each in a new browser context, "
+            f"and {options.repeat} later loads). Method in the notes below.",
             "",
             "| goal | result | met |",
             "|---|---|---|",

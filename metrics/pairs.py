@@ -104,6 +104,20 @@ def _json(value: Any) -> bytes:
     return json.dumps(value).encode()
 
 
+def _fetch_binary(sql: str, params: list[Any]) -> list[tuple]:
+    """Rows of ``sql`` through a plain (server-binding) cursor on Django's connection, in its transaction:
+    parameters and results travel in binary (bytea as bytes, not hexadecimal text; an id array as packed
+    integers, not a literal). Logged as Django logs its own queries (debug, the tests' query counts)."""
+    connection.ensure_connection()
+    started = time.perf_counter()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, binary=True)
+        rows = cursor.fetchall()
+    if connection.queries_logged:
+        connection.queries_log.append({"sql": sql, "time": f"{time.perf_counter() - started:.3f}"})
+    return rows
+
+
 @dataclass
 class Side:
     """One campaign's values of the metric that pass the filters, in hash order."""
@@ -130,15 +144,7 @@ def _load(query: MetricQuery) -> dict[int, Side] | None:
         f"SELECT campaign_id, probe = hashtextextended(%s, 0), band_names, {', '.join(wanted)} "  # noqa: S608
         f"FROM {PAIRS} WHERE campaign_id = ANY(%s) AND metric = %s"
     )
-    connection.ensure_connection()
-    # A plain (server-binding) cursor on Django's connection, in its transaction: bytea comes back as
-    # bytes in binary, not as hexadecimal text. Logged as Django logs its own queries (debug, tests).
-    started = time.perf_counter()
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, [PROBE_TEXT, ids, query.metric], binary=True)
-        found = cursor.fetchall()
-    if connection.queries_logged:
-        connection.queries_log.append({"sql": sql, "time": f"{time.perf_counter() - started:.3f}"})
+    found = _fetch_binary(sql, [PROBE_TEXT, ids, query.metric])
     if len({row[0] for row in found if row[1]}) != len(set(ids)):
         return None
     steps: dict[int, set[int]] = {}
@@ -247,16 +253,17 @@ def compare(query: MetricQuery, cap: int, top: int, bins: int) -> Comparison | N
     step = max(1, -(-paired // cap))
     sample = np.arange(step - 1, paired, step)  # every step-th pair, evenly over the data IDs
     shown = np.concatenate((largest, sample))
-    keys = _keys(side_a.ids[ia[shown]], side_b.ids[ib[shown]])
-
-    def pair(i: int) -> Any:
-        found = keys.get((int(side_a.ids[ia[i]]), int(side_b.ids[ib[i]])))
-        return _pair(a.butler_repo_id, found, _float(va[i]), _float(vb[i])) if found is not None else None
-
-    top_pairs = [p for p in (pair(int(i)) for i in largest) if p is not None]
+    ids_a, ids_b = side_a.ids[ia[shown]].tolist(), side_b.ids[ib[shown]].tolist()
+    keys = _keys(ids_a, ids_b)
+    values_a, values_b = _floats(va[shown]), _floats(vb[shown])
+    points = [
+        _pair(a.butler_repo_id, key, values_a[k], values_b[k]) if (key := keys.get((x, y))) is not None else None
+        for k, (x, y) in enumerate(zip(ids_a, ids_b, strict=True))
+    ]
+    top_pairs = [p for p in points[: len(largest)] if p is not None]
     top_pairs.sort(key=lambda p: (-abs(p.diff or 0), p.data_id_key))
     return Comparison(
-        pairs=[p for p in (pair(int(i)) for i in sample) if p is not None],
+        pairs=[p for p in points[len(largest) :] if p is not None],
         paired=paired,
         only_a=only_a,
         only_b=only_b,
@@ -282,19 +289,17 @@ def _largest(candidates: np.ndarray, d: np.ndarray, top: int) -> np.ndarray:
     return np.concatenate((above, tied))
 
 
-def _float(value: float) -> float | None:
-    return None if np.isnan(value) else float(value)
+def _floats(values: np.ndarray) -> list[float | None]:
+    return [None if v != v else v for v in values.tolist()]  # NaN (a null value) as None
 
 
-def _keys(ids_a: np.ndarray, ids_b: np.ndarray) -> dict[tuple[int, int], str]:
+def _keys(ids_a: list[int], ids_b: list[int]) -> dict[tuple[int, int], str]:
     """The data ID key of each shown pair, by (A's value id, B's value id); a pair whose two keys differ (a
     hash collision) is left out."""
-    wanted = np.unique(np.concatenate((ids_a, ids_b)))
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT id, data_id_key FROM {MV} WHERE id = ANY(%s::bigint[])", [wanted.tolist()])  # noqa: S608
-        key_of = dict(cursor.fetchall())
+    wanted = sorted(set(ids_a) | set(ids_b))
+    key_of = dict(_fetch_binary(f"SELECT id, data_id_key FROM {MV} WHERE id = ANY(%s::bigint[])", [wanted]))  # noqa: S608
     found = {}
-    for id_a, id_b in zip(ids_a.tolist(), ids_b.tolist(), strict=True):
+    for id_a, id_b in zip(ids_a, ids_b, strict=True):
         key = key_of.get(id_a)
         if key is not None and key == key_of.get(id_b):
             found[(id_a, id_b)] = key

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -531,18 +532,22 @@ def comparison_sql(query: MetricQuery, cap: int, top: int, bins: int) -> Compari
 
 
 def _pair(repo: str, key: str, a: float | None, b: float | None) -> PairPoint:
-    """A pair with its exposure and detector read back from the canonical data ID key."""
-    parts = dict(item.split("=", 1) for item in key.split(",") if "=" in item)
-    exposure = parts.get("exposure") or parts.get("visit")
-    detector = parts.get("detector")
+    """A pair with its exposure (else visit) and detector read back from the canonical data ID key."""
+    exposure = _KEY_EXPOSURE.search(key) or _KEY_VISIT.search(key)
+    detector = _KEY_DETECTOR.search(key)
     return PairPoint(
         repo,
-        int(exposure) if exposure and exposure.lstrip("-").isdigit() else None,
-        int(detector) if detector and detector.lstrip("-").isdigit() else None,
+        int(exposure.group(1)) if exposure else None,
+        int(detector.group(1)) if detector else None,
         key,
         a,
         b,
     )
+
+
+_KEY_EXPOSURE, _KEY_VISIT, _KEY_DETECTOR = (
+    re.compile(rf"(?:^|,){name}=(-?\d+)(?:,|$)") for name in ("exposure", "visit", "detector")
+)
 
 
 # --- campaign overview ---------------------------------------------------------------------------------------

@@ -870,7 +870,8 @@ def _run_dashboards(options) -> None:
             "Response size is the whole HTML page with its figures' JSON; plotly.js (1.6 MB: the project's bundle "
             "of the trace types it draws, cached by the browser) comes once, on the first load.",
             "",
-            f"The explorer reads rollups (`metrics/rollups.py`); recomputing those of both campaigns "
+            f"The explorer reads rollups (`metrics/rollups.py`), A against B pair indexes (`metrics/pairs.py`); "
+            f"recomputing those of both campaigns "
             f"(2 x {info['values_per_campaign']:,} values, what an ingest of a whole campaign adds at its end, or "
             f"`manage.py metrics_rollups_rebuild`) took {info.get('rollups_s', 0):.1f} s in this run.",
             DASH_END,

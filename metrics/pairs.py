@@ -1,10 +1,10 @@
 """Campaign A against campaign B on the same data IDs, by merging sorted arrays instead of a SQL join.
 
-Joining two campaigns of a million values each on the data ID costs PostgreSQL about a second before
-anything is drawn. So, with the other rollups, each (campaign, metric) keeps a ``MetricPairIndex``: its
+Joining two campaigns of a million values each on the data ID took PostgreSQL two to three seconds here
+before anything was drawn. So, with the other rollups, each (campaign, metric) keeps a ``MetricPairIndex``: its
 values as packed columns (a 64-bit hash of the data ID, the value's id, the value, and the columns the
 dashboard filters on: night, detector, step, band), sorted by the hash. A comparison reads the two indexes
-(a few dozen megabytes at most, one statement), filters them with numpy, pairs equal hashes with
+(one statement: 24 bytes a value, more for the filters used), filters them with numpy, pairs equal hashes with
 ``searchsorted`` (every A value with every B value of the same data ID, as the SQL join would), and reads
 back from the values only the data ID keys of the pairs it shows (the sample and the largest changes),
 checking on the way that the paired keys really are equal.

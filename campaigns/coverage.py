@@ -8,8 +8,10 @@ here against the mirror (``tagging_exposure`` and, when the where or a table nam
 that processed an exposure, whether or not it wrote metric values for it.
 
 Off the executor's hot path: launching a campaign (and freezing a step's input) enqueues
-``campaigns.tasks.group_coverage_record`` for the campaign; ``manage.py group_coverage_record`` records
-groups planned before this existed. Each group's ``GroupCoverage`` keeps the selection it was evaluated for:
+``campaigns.tasks.group_coverage_record`` for the campaign; so does a mirror sync that added or removed
+exposures or detectors, for every campaign of that repo (``tagging.signals.mirror_changed``: their groups
+are pending until recorded again); ``manage.py group_coverage_record`` records groups planned before this
+existed. Each group's ``GroupCoverage`` keeps the selection it was evaluated for:
 a group whose ``where`` or tables have changed since is pending again, and its old rows are not shown.
 
 A where expression the mirror cannot answer (a bind, a time, a region, a column it does not copy) or a
@@ -240,3 +242,21 @@ def campaign_coverage_record_enqueue(campaign_id: int) -> None:
             logger.exception("Could not send group_coverage_record for campaign %s", campaign_id)
 
     transaction.on_commit(send)
+
+
+def repo_coverage_reset(*, repo) -> int:
+    """The mirror of ``repo`` changed: drop what its campaigns' groups were recorded to cover (they are
+    pending meanwhile: the exposure page says so rather than show an old answer) and send the task that
+    records them again, per campaign. Returns how many groups."""
+    groups = Group.objects.filter(PLANNED, step__campaign__butler_repo=repo)
+    campaign_ids = list(groups.order_by().values_list("step__campaign_id", flat=True).distinct())
+    with transaction.atomic():
+        dropped, _ = GroupCoverage.objects.filter(group__in=groups).delete()
+        for campaign_id in campaign_ids:
+            campaign_coverage_record_enqueue(campaign_id)
+    return dropped
+
+
+def on_mirror_changed(sender, *, repo, **kwargs) -> None:
+    """Receiver of ``tagging.signals.mirror_changed`` (connected in ``CampaignsConfig.ready``)."""
+    repo_coverage_reset(repo=repo)

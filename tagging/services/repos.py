@@ -38,12 +38,14 @@ def repo_mirror_sync(*, repo: ButlerRepo) -> dict[str, int]:
     """Copy the repo's detector and exposure records from its registry into the mirror tables.
 
     Upserts by primary key and removes what the registry no longer has, so
-    running it twice is harmless. Returns counts.
+    running it twice is harmless. When records were added or removed, ``tagging.signals.mirror_changed``
+    is sent after the commit. Returns counts.
     """
     from lsst_adapter.registry import read_detectors, read_exposures
 
     detectors = read_detectors(repo.config_uri)
     exposures = read_exposures(repo.config_uri)
+    before = (Exposure.objects.filter(repo=repo).count(), Detector.objects.filter(repo=repo).count())
     det_fields = ["full_name", "raft", "purpose"]
     Detector.objects.bulk_create(
         [Detector(repo=repo, **d) for d in detectors],
@@ -75,4 +77,9 @@ def repo_mirror_sync(*, repo: ButlerRepo) -> dict[str, int]:
     ]
     Detector.objects.filter(pk__in=stale_det).delete()
     ButlerRepo.objects.filter(pk=repo.pk).update(mirror_synced=timezone.now())
+    after = (Exposure.objects.filter(repo=repo).count(), Detector.objects.filter(repo=repo).count())
+    if stale or stale_det or after != before:  # records added or removed: tell those who read the mirror
+        from ..signals import mirror_changed
+
+        transaction.on_commit(lambda: mirror_changed.send(sender=ButlerRepo, repo=repo))
     return {"detectors": len(detectors), "exposures": len(exposures), "removed": len(stale) + len(stale_det)}

@@ -142,3 +142,39 @@ def test_the_management_command_records_groups_planned_before(make_exec_campaign
     out = StringIO()
     call_command("group_coverage_record", stdout=out)
     assert "Coverage recorded for 0 campaign(s)." in out.getvalue()
+
+
+def test_a_mirror_sync_that_adds_exposures_records_the_groups_again(
+    make_exec_campaign, owner, eager_celery, django_capture_on_commit_callbacks
+):
+    from tagging.models import ButlerRepo, Exposure
+    from tagging.services import repo_mirror_sync
+
+    groups = launch(make_exec_campaign, owner, {"seq151": "exposure.seq_num = 151"})
+    group = groups["seq151"]
+    repo = ButlerRepo.objects.get(label="demo")
+    # The mirror lacks an exposure the registry has (synced before it was ingested) when the group is recorded.
+    Exposure.objects.filter(repo=repo, exposure_id=E(N2, 151)).delete()
+    campaign_coverage_record(campaign_id=group.step.campaign_id)
+    assert covered(group) == {E(N1, 151)}
+    with django_capture_on_commit_callbacks(execute=True):
+        repo_mirror_sync(repo=repo)  # brings the exposure back: the group is recorded again
+    assert covered(group) == {E(N1, 151), E(N2, 151)}
+    # A sync that changes nothing keeps what was recorded (and sends nothing).
+    recorded = GroupCoverage.objects.get(group=group).recorded
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        repo_mirror_sync(repo=repo)
+    assert callbacks == []
+    assert GroupCoverage.objects.get(group=group).recorded == recorded
+
+
+def test_between_a_mirror_change_and_the_new_record_the_group_is_pending_not_stale(make_exec_campaign, owner):
+    from campaigns.coverage import repo_coverage_reset
+    from tagging.models import ButlerRepo
+
+    groups = launch(make_exec_campaign, owner, {"seq151": "exposure.seq_num = 151"})
+    group = groups["seq151"]
+    campaign_coverage_record(campaign_id=group.step.campaign_id)
+    assert covered(group) and not pending_groups().filter(pk=group.pk).exists()
+    assert repo_coverage_reset(repo=ButlerRepo.objects.get(label="demo")) >= 1  # no task run (not eager)
+    assert pending_groups().filter(pk=group.pk).exists()

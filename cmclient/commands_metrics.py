@@ -1,4 +1,5 @@
-"""`cm metrics ...`: ingest metric files, list values and names, export re-observation requests."""
+"""`cm metrics ...`: ingest metric files, list values and names, the campaigns that processed an exposure,
+export re-observation requests."""
 
 from __future__ import annotations
 
@@ -136,8 +137,42 @@ def cmd_reobserve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_exposure(args: argparse.Namespace) -> int:
+    found = _client(args).exposure_campaigns(args.exposure, repo=args.repo)
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    print(f"Exposure {found['exposure']} ({found['instrument']}, repo {found['repo']}):")
+    if not found["campaigns"]:
+        print("  no campaign you may see processed it.")
+    for entry in found["campaigns"]:
+        print(f"  {entry['name']} ({entry['status']})")
+        for g in entry["groups"]:
+            how = "" if g["covered"] else " (wrote values for it)"
+            print(f"    group {g['step']}/{g['name']}: {g['status']}{how}")
+        if not entry["metrics"]:
+            print("    no metric values for this exposure")
+        for m in entry["metrics"]:
+            mean = "NaN" if m["mean"] is None else f"{m['mean']:.6g}"
+            print(f"    {m['metric']:<40} mean {mean:>10} {m['unit'] or '':<7} over {m['n']} value(s)")
+        if entry["not_known"]:
+            print(f"    (other groups not known yet: {_not_known(entry['not_known'])})")
+    for gap in found["not_known"]:
+        print(f"  {gap['campaign']}: not known yet ({_not_known(gap)})")
+    return 0
+
+
+def _not_known(gap: dict[str, Any]) -> str:
+    parts = []
+    if gap["pending_groups"]:
+        parts.append(f"{gap['pending_groups']} group(s) not worked out yet")
+    if gap["unknown_groups"]:
+        parts.append(f"{gap['unknown_groups']} group(s) the exposure mirror cannot answer: {gap['reason']}")
+    return "; ".join(parts)
+
+
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
-    """``cm metrics ingest|list|reobserve``."""
+    """``cm metrics ingest|list|reobserve|exposure``."""
     metrics = commands.add_parser("metrics", help="ingest QA metrics, list them, export re-observation requests")
     sub = metrics.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=type(metrics))
 
@@ -171,6 +206,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--night-to", type=int, metavar="YYYYMMDD")
     p.add_argument("--names", action="store_true", help="list metric names with unit and count instead")
     p.add_argument("--limit", type=int, default=200, metavar="N", help="at most N values (default 200)")
+
+    p = add("exposure", cmd_exposure, "the campaigns that processed an exposure, their groups and metric values")
+    p.add_argument("exposure", type=int, help="exposure id")
+    p.add_argument("--repo", metavar="LABEL", help="Butler repo label (needed when there are several)")
 
     p = add("reobserve", cmd_reobserve, "export the exposures to observe again (JSON or CSV)")
     p.add_argument("--campaign", required=True, metavar="NAME")

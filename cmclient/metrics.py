@@ -94,3 +94,9 @@ class MetricsMixin:
             "GET", "metrics/reobserve/", params={k: v for k, v in params.items() if v not in (None, "")}
         )
         return response.text
+
+    def exposure_campaigns(self, exposure: int, repo: str | None = None) -> dict[str, Any]:
+        """Every campaign you may view that processed ``exposure``: its groups and metric values, and the
+        campaigns for which that is not known yet."""
+        params = {"repo": repo} if repo else {}
+        return api(self)._json("GET", f"metrics/exposures/{int(exposure)}/campaigns/", params=params)

@@ -58,6 +58,38 @@ class ExposureProcessing:
     campaigns: list[ExposureCampaign] = field(default_factory=list)
     gaps: list[CoverageGap] = field(default_factory=list)  # of campaigns not in ``campaigns``
 
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for the API: each campaign with its groups, metrics and what is not known yet."""
+
+        def gap(g: CoverageGap | None) -> dict[str, Any] | None:
+            if g is None:
+                return None
+            return {"campaign": g.name, "pending_groups": g.pending, "unknown_groups": g.unknown, "reason": g.reason}
+
+        return {
+            "campaigns": [
+                {
+                    "id": e.campaign.pk,
+                    "name": e.campaign.name,
+                    "status": e.campaign.status,
+                    "groups": [
+                        {
+                            "step": g.step,
+                            "name": g.name,
+                            "status": g.status,
+                            "covered": g.covered,
+                            "measured": g.measured,
+                        }
+                        for g in e.groups
+                    ],
+                    "metrics": [{k: m[k] for k in ("metric", "unit", "n", "mean", "low", "high")} for m in e.metrics],
+                    "not_known": gap(e.gap),
+                }
+                for e in self.campaigns
+            ],
+            "not_known": [gap(g) for g in self.gaps],
+        }
+
 
 def exposure_processing(*, user, exposure) -> ExposureProcessing:
     """Every campaign ``user`` may view (in the exposure's repo) whose groups cover the exposure or that

@@ -13,9 +13,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import Pagination
-from tagging.api.views import FileFormatNegotiation
+from tagging import selectors as tagging_selectors
+from tagging.api.views import FileFormatNegotiation, repo_from_query
 
-from .. import reobserve, selectors, services
+from .. import reobserve, selectors, selectors_exposure, services
 from ..filtersets import MetricValueFilterSet
 from .serializers import IngestSerializer, MetricValueSerializer
 
@@ -78,6 +79,24 @@ class MetricNameListView(APIView):
         if request.query_params.get("campaign"):
             selectors.campaign_for_metrics(user=request.user, campaign=request.query_params["campaign"])
         return Response(selectors.metric_name_list(user=request.user, filters=request.query_params))
+
+
+class ExposureCampaignsView(APIView):
+    """Every campaign you may view that processed the exposure (one of its groups covers it, or it measured
+    it): its groups (step, name, status; ``covered`` by the group's selection, ``measured`` if it wrote values)
+    and its metric values (count, mean, min, max over the detectors); and the campaigns for which that is not
+    known yet (groups not worked out, or that the exposure mirror cannot answer). ``?repo=<label>`` unless
+    there is one repo."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("repo", str, description="Butler repo label")],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request, exposure_id: int) -> Response:
+        exposure = tagging_selectors.exposure_get(repo=repo_from_query(request), exposure_id=exposure_id)
+        found = selectors_exposure.exposure_processing(user=request.user, exposure=exposure)
+        body = {"repo": exposure.repo.label, "instrument": exposure.instrument, "exposure": exposure.exposure_id}
+        return Response(body | found.as_dict())
 
 
 class ReobservationView(APIView):

@@ -69,6 +69,17 @@ class ButlerRepoViewSet(viewsets.GenericViewSet):
         return Response(services.repo_mirror_sync(repo=selectors.butler_repo_get(label=label)))
 
 
+def repo_from_query(request: Request) -> ButlerRepo:
+    """The Butler repo of ``?repo=<label>`` (404 if unknown), or the only one there is."""
+    label = request.query_params.get("repo")
+    if label:
+        return selectors.butler_repo_get(label=label)
+    repos = list(ButlerRepo.objects.all()[:2])
+    if len(repos) != 1:
+        raise ValidationError({"repo": ["Say which Butler repo: ?repo=<label>."]})
+    return repos[0]
+
+
 class ExposureViewSet(viewsets.GenericViewSet):
     """Exposures of a repo (``?repo=<label>``; the only repo if there is one), filtered like the browser."""
 
@@ -78,13 +89,7 @@ class ExposureViewSet(viewsets.GenericViewSet):
     pagination_class = Pagination
 
     def _repo(self, request: Request) -> ButlerRepo:
-        label = request.query_params.get("repo")
-        if label:
-            return selectors.butler_repo_get(label=label)
-        repos = list(ButlerRepo.objects.all()[:2])
-        if len(repos) != 1:
-            raise ValidationError({"repo": ["Say which Butler repo: ?repo=<label>."]})
-        return repos[0]
+        return repo_from_query(request)
 
     @extend_schema(parameters=[OpenApiParameter("repo", str, description="Butler repo label")])
     def list(self, request: Request) -> Response:

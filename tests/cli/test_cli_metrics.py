@@ -1,4 +1,4 @@
-"""`cm metrics ingest|list|reobserve` against a live server, a real database and the session's Butler repo."""
+"""`cm metrics ingest|list|reobserve|exposure` against a live server, a real database and the session's Butler repo."""
 
 # ruff: noqa: F811 - pytest fixtures imported from other test modules are named as test arguments
 
@@ -14,6 +14,7 @@ from metrics.models import MetricValue
 from tests.cli.test_cli import assert_one_error_line, cm, config_file, fast_password_hasher, token_for  # noqa: F401
 from tests.metrics.conftest import GOOD, OTHER, bundle, flat_record, make_exec_campaign, submit_root  # noqa: F401
 from tests.metrics.test_api import with_values  # noqa: F401
+from tests.metrics.test_exposure_processing import EXPOSURE, world  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,3 +68,18 @@ def test_reobserve_writes_csv(cm, science_user, with_values, tmp_path):
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert [int(r["exposure"]) for r in rows] == [GOOD] and rows[0]["source_campaign"] == campaign.name
     assert str(OTHER) not in out.read_text()
+
+
+def test_exposure_prints_the_campaigns_that_processed_it_with_groups_and_metrics(cm, world, science_user):
+    result = cm("metrics", "exposure", str(EXPOSURE), "--repo", "demo", as_user=science_user)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert f"Exposure {EXPOSURE} (DemoCam, repo demo):" in text
+    assert "  failed-run (" in text and "group step1/seq151: failed" in text
+    assert "no metric values for this exposure" in text
+    assert "demo.psf_fwhm" in text and "over 2 value(s)" in text
+    assert "dark: not known yet" in text and "secret" not in text  # private: not for this user
+    as_json = json.loads(cm("metrics", "exposure", str(EXPOSURE), "--json", as_user=science_user).stdout)
+    assert {c["name"] for c in as_json["campaigns"]} == {"failed-run", "measured"}
+    missing = cm("metrics", "exposure", "99", "--repo", "demo", as_user=science_user)
+    assert missing.returncode != 0 and "No exposure 99" in missing.stderr

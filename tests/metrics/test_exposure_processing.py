@@ -176,3 +176,27 @@ def test_the_section_costs_the_same_queries_however_many_campaigns_and_groups(
     with django_assert_num_queries(len(first.captured_queries)):
         html = client.get(url).content.decode()
     assert html.count('data-campaign="more-') == 3 and html.count('data-group="step1/g') == 6
+
+
+def test_the_api_lists_the_campaigns_that_processed_the_exposure_for_those_who_may_see_them(
+    world, api, owner, science_user
+):
+    url = reverse("api:metrics-exposure-campaigns", args=[EXPOSURE])
+    body = api(science_user).get(url, {"repo": "demo"}).json()
+    assert (body["repo"], body["instrument"], body["exposure"]) == ("demo", "DemoCam", EXPOSURE)
+    by_name = {c["name"]: c for c in body["campaigns"]}
+    assert set(by_name) == {"failed-run", "measured"}
+    assert by_name["failed-run"]["groups"] == [
+        {"step": "step1", "name": "seq151", "status": "failed", "covered": True, "measured": False}
+    ]
+    assert by_name["failed-run"]["metrics"] == [] and by_name["failed-run"]["not_known"] is None
+    (metric,) = by_name["measured"]["metrics"]
+    assert (metric["metric"], metric["n"]) == ("demo.psf_fwhm", 2) and metric["mean"] == pytest.approx(0.705)
+    not_known = {g["campaign"]: g for g in body["not_known"]}
+    assert set(not_known) == {"dark", "fresh"}
+    assert not_known["fresh"]["pending_groups"] == 1 and "dark_time" in not_known["dark"]["reason"]
+    # The owner of the private campaign sees it; nobody anonymous sees anything.
+    assert "secret" in {c["name"] for c in api(owner).get(url, {"repo": "demo"}).json()["campaigns"]}
+    assert api(None).get(url, {"repo": "demo"}).status_code in (401, 403)
+    missing = api(science_user).get(reverse("api:metrics-exposure-campaigns", args=[99]), {"repo": "demo"})
+    assert missing.status_code == 404 and "No exposure 99" in missing.json()["detail"]

@@ -703,16 +703,16 @@ def cmd_dataids_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _download_format(args: argparse.Namespace) -> str:
+def download_format(args: argparse.Namespace, formats: tuple[str, ...]) -> str:
+    """``--format``, else the output file's suffix if it is one of ``formats``, else the first of them."""
     if args.format:
         return args.format
     suffix = Path(args.output).suffix.lower().lstrip(".") if args.output and args.output != "-" else ""
-    return suffix if suffix in ("json", "csv", "ecsv") else "ecsv"
+    return suffix if suffix in formats else formats[0]
 
 
-def cmd_dataids_download(args: argparse.Namespace) -> int:
-    fmt = _download_format(args)
-    text = _client(args).download_dataids(args.name, format=fmt, version=args.version, repo=args.repo)
+def write_download(args: argparse.Namespace, text: str, fmt: str) -> int:
+    """A download to ``--output`` (standard output for none or ``-``), and say where it went."""
     if not args.output or args.output == "-":
         sys.stdout.write(text)
         return 0
@@ -726,6 +726,12 @@ def cmd_dataids_download(args: argparse.Namespace) -> int:
     else:
         _out(f"Wrote {args.name} as {fmt.upper()} to {args.output}.")
     return 0
+
+
+def cmd_dataids_download(args: argparse.Namespace) -> int:
+    fmt = download_format(args, ("ecsv", "json", "csv"))
+    text = _client(args).download_dataids(args.name, format=fmt, version=args.version, repo=args.repo)
+    return write_download(args, text, fmt)
 
 
 def cmd_dataids_tag(args: argparse.Namespace) -> int:

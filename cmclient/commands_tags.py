@@ -13,7 +13,6 @@ cm tags share NAME --user U|--group G [--edit] [--revoke] [--repo LABEL]
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from .client import ApiError, upload_problems
@@ -185,27 +184,10 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    import sys
+    from .cli import _client, download_format, write_download
 
-    from .cli import CliError, _client, _out, _print_json
-
-    fmt = args.format
-    if not fmt:
-        suffix = Path(args.output).suffix.lower().lstrip(".") if args.output and args.output != "-" else ""
-        fmt = suffix if suffix in ("csv", "json") else "csv"
-    text = _client(args).download_tag_table(args.name, format=fmt, repo=args.repo)
-    if not args.output or args.output == "-":
-        sys.stdout.write(text)
-        return 0
-    try:
-        Path(args.output).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise CliError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-    if args.json:
-        _print_json({"name": args.name, "format": fmt, "file": args.output})
-    else:
-        _out(f"Wrote {args.name} as {fmt.upper()} to {args.output}.")
-    return 0
+    fmt = download_format(args, ("csv", "json"))
+    return write_download(args, _client(args).download_tag_table(args.name, format=fmt, repo=args.repo), fmt)
 
 
 def cmd_share(args: argparse.Namespace) -> int:

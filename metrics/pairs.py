@@ -73,9 +73,7 @@ def build(campaign_id: int, metric: str, band_names: list[str]) -> int | None:
             "string_agg(int2send(COALESCE(array_position(%s::varchar[], band), 0)::smallint), '') "
             f"FROM {MV} WHERE campaign_id = %s AND metric = %s"
         )
-        with psycopg.Cursor(connection.connection) as raw:
-            raw.execute(sql, [list(band_names), campaign_id, metric], binary=True)
-            blobs = raw.fetchone() or [None] * len(_COLUMNS)  # an aggregate: always one row
+        (blobs,) = _fetch_binary(sql, [list(band_names), campaign_id, metric])  # an aggregate: one row
         columns = {
             name: np.frombuffer(blob or b"", dtype=">" + dtype[1:])
             for (name, dtype), blob in zip(_COLUMNS.items(), blobs, strict=True)
@@ -225,8 +223,7 @@ def _join(a: Side, b: Side) -> tuple[np.ndarray, np.ndarray, int, int]:
 
 def compare(query: MetricQuery, cap: int, top: int, bins: int) -> Comparison | None:
     """``selectors.metric_comparison`` from the pair indexes (None when an index is missing: use SQL)."""
-    from .charts import HistogramSeries
-    from .selectors import Comparison, _edges, _pair
+    from .selectors import Comparison, _pair, difference_histogram, difference_range
 
     a, b = query.campaigns[0], query.campaigns[1]
     sides = _load(query)
@@ -238,17 +235,12 @@ def compare(query: MetricQuery, cap: int, top: int, bins: int) -> Comparison | N
     d = vb - va  # NaN where either value is null
     finite = ~np.isnan(d)
     paired, nulls = len(d), int(len(d) - finite.sum())
-    counts = [0] * bins
+    span, counts = None, [0] * bins
     if finite.any():
-        low, high = float(d[finite].min()), float(d[finite].max())
-        lo = low if high > low else low - max(abs(low) * 0.05, 0.5)
-        hi = high if high > low else high + max(abs(high) * 0.05, 0.5)
+        span = lo, hi = difference_range(float(d[finite].min()), float(d[finite].max()))
         # PostgreSQL's width_bucket, with the values at or above the top edge in the last bin.
         bucket = np.floor(bins * ((d[finite] - lo) / (hi - lo))).astype(np.int64)
         counts = np.bincount(np.clip(bucket, 0, bins - 1), minlength=bins).tolist()
-        edges = _edges(lo, hi, bins)
-    else:
-        edges, counts = [0.0, 1.0], [0]
     largest = _largest(np.flatnonzero(finite), d, top)
     step = max(1, -(-paired // cap))
     sample = np.arange(step - 1, paired, step)  # every step-th pair, evenly over the data IDs
@@ -267,7 +259,7 @@ def compare(query: MetricQuery, cap: int, top: int, bins: int) -> Comparison | N
         paired=paired,
         only_a=only_a,
         only_b=only_b,
-        differences=HistogramSeries(f"{b.name} − {a.name}", edges, counts, nulls),
+        differences=difference_histogram(f"{b.name} − {a.name}", span, counts, nulls, bins),
         largest=top_pairs[:top],
     )
 

@@ -16,7 +16,7 @@ from django.db.models import Max, Min, QuerySet
 
 from core.sqlite_functions import width_bucket
 
-from .charts import DetectorCell, ExposurePoint, HistogramSeries
+from .charts import DetectorCell, ExposurePoint
 from .models import MetricValue
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ def threshold_data_ids(
 
 def comparison(query: MetricQuery, cap: int, top: int, bins: int) -> Comparison:
     """``selectors.metric_comparison`` computed in Python (no cache)."""
-    from .selectors import Comparison, _edges, _pair
+    from .selectors import Comparison, _pair, difference_histogram, difference_range
 
     a, b = query.campaigns[0], query.campaigns[1]
     side_a: dict[str, list] = defaultdict(list)
@@ -220,13 +220,10 @@ def comparison(query: MetricQuery, cap: int, top: int, bins: int) -> Comparison:
     diffs = [d for j in joined if (d := diff(j[1], j[2])) is not None]
     paired, nulls = len(both), sum(1 for j in both if diff(j[1], j[2]) is None)
     count_a, count_b = sum(1 for j in joined if j[3]), sum(1 for j in joined if j[4])
-    lo = hi = None
-    if diffs:
-        low, high = min(diffs), max(diffs)
-        lo = low if high > low else low - max(abs(low) * 0.05, 0.5)
-        hi = high if high > low else high + max(abs(high) * 0.05, 0.5)
+    span = difference_range(min(diffs), max(diffs)) if diffs else None
     counts = [0] * bins
-    if lo is not None and hi is not None:
+    if span is not None:
+        lo, hi = span
         for d in diffs:
             counts[min(max(min(width_bucket(d, lo, hi, bins) or 0, bins), 1), bins) - 1] += 1
     ranked = sorted(
@@ -238,15 +235,11 @@ def comparison(query: MetricQuery, cap: int, top: int, bins: int) -> Comparison:
     pairs = [
         _pair(a.butler_repo_id, key, va, vb) for rn, (key, va, vb, _, _) in enumerate(both, start=1) if rn % step == 0
     ]
-    if lo is None or hi is None:
-        edges, counts = [0.0, 1.0], [0]
-    else:
-        edges = _edges(lo, hi, bins)
     return Comparison(
         pairs=pairs,
         paired=paired,
         only_a=count_a - paired,
         only_b=count_b - paired,
-        differences=HistogramSeries(f"{b.name} − {a.name}", edges, counts, nulls),
+        differences=difference_histogram(f"{b.name} − {a.name}", span, counts, nulls, bins),
         largest=largest,
     )

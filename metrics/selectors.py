@@ -194,6 +194,23 @@ def _edges(lo: float, hi: float, bins: int) -> list[float]:
     return [lo + (hi - lo) * i / bins for i in range(bins + 1)]
 
 
+def difference_range(low: float, high: float) -> tuple[float, float]:
+    """The span of the histogram of B − A: the differences' own, widened around a single value (as the
+    SQL comparison's ``rr`` does)."""
+    if high > low:
+        return low, high
+    return low - max(abs(low) * 0.05, 0.5), high + max(abs(high) * 0.05, 0.5)
+
+
+def difference_histogram(
+    label: str, span: tuple[float, float] | None, counts: list[int], nulls: int, bins: int
+) -> HistogramSeries:
+    """The histogram of B − A over ``span`` (None: no finite difference, an empty histogram)."""
+    if span is None:
+        return HistogramSeries(label, [0.0, 1.0], [0], nulls)
+    return HistogramSeries(label, _edges(*span, bins), counts, nulls)
+
+
 @dataclass
 class ExplorerData:
     histogram: list[HistogramSeries]
@@ -517,16 +534,13 @@ def comparison_sql(query: MetricQuery, cap: int, top: int, bins: int) -> Compari
         else:
             (largest if kind == "t" else pairs).append(_pair(a.butler_repo_id, key, va, vb))
     largest.sort(key=lambda p: (-abs(p.diff or 0), p.data_id_key))
-    if lo is None or hi is None:
-        edges, counts = [0.0, 1.0], [0]
-    else:
-        edges = _edges(lo, hi, bins)
+    span = None if lo is None or hi is None else (lo, hi)
     return Comparison(
         pairs=pairs,
         paired=paired,
         only_a=count_a - paired,
         only_b=count_b - paired,
-        differences=HistogramSeries(f"{b.name} − {a.name}", edges, counts, nulls or 0),
+        differences=difference_histogram(f"{b.name} − {a.name}", span, counts, nulls or 0, bins),
         largest=largest,
     )
 

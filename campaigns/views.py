@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from core.errors import ConflictError
+from core.errors import ConflictError, validation_error_text
 from core.roles import is_staff_member
 from tagging.selection.selectors import campaign_input_selection
 
@@ -40,14 +40,6 @@ PAGE_SIZE = 25
 def _require_staff(request: HttpRequest) -> None:
     if not is_staff_member(request.user):
         raise PermissionDenied("Only staff members can do this.")
-
-
-def _error_text(error: ValidationError) -> str:
-    if hasattr(error, "error_dict"):
-        return "; ".join(
-            f"{k}: {' '.join(v)}" if k != "__all__" else " ".join(v) for k, v in error.message_dict.items()
-        )
-    return " ".join(error.messages)
 
 
 _COLUMNS = [
@@ -228,7 +220,7 @@ def campaign_clone(request: HttpRequest, pk: int) -> HttpResponse:
                 for message in fields["name"]:
                     form.add_error("name", message)
             else:
-                form.add_error(None, _error_text(exc))
+                form.add_error(None, validation_error_text(exc))
         else:
             messages.success(request, f"Campaign {clone.name} was created as a copy of {source.name}.")
             return redirect("campaigns:detail", pk=clone.pk)
@@ -276,7 +268,7 @@ def campaign_status(request: HttpRequest, pk: int) -> HttpResponse:
             campaign = services.campaign_set_status(user=request.user, campaign_id=pk, **form.cleaned_data)
             messages.success(request, f"Status is now {campaign.get_status_display().lower()}.")
         except (ValidationError, ConflictError) as exc:
-            messages.error(request, _error_text(exc) if isinstance(exc, ValidationError) else str(exc))
+            messages.error(request, validation_error_text(exc) if isinstance(exc, ValidationError) else str(exc))
     else:
         messages.error(request, "Choose a valid status.")
     return redirect("campaigns:detail", pk=pk)
@@ -291,7 +283,7 @@ def campaign_archive(request: HttpRequest, pk: int) -> HttpResponse:
         )
         messages.success(request, "Campaign archived." if archived else "Campaign restored.")
     except ValidationError as exc:
-        messages.error(request, _error_text(exc))
+        messages.error(request, validation_error_text(exc))
     return redirect("campaigns:detail", pk=pk)
 
 
@@ -312,7 +304,7 @@ def campaign_share(request: HttpRequest, pk: int) -> HttpResponse:
             )
             messages.success(request, "Sharing updated.")
         except ValidationError as exc:
-            messages.error(request, _error_text(exc))
+            messages.error(request, validation_error_text(exc))
     else:
         messages.error(request, "Sharing was not changed: " + form.errors.as_text())
     return redirect("campaigns:detail", pk=pk)
@@ -332,7 +324,7 @@ def attachment_upload(request: HttpRequest, pk: int) -> HttpResponse:
             )
             messages.success(request, f"{attachment.original_name} was attached.")
         except ValidationError as exc:
-            messages.error(request, "The file was not attached: " + _error_text(exc))
+            messages.error(request, "The file was not attached: " + validation_error_text(exc))
     elif "file" not in request.FILES:
         messages.error(request, "The file was not attached: choose a file.")
     else:  # e.g. an empty file: say so rather than "choose a file"
@@ -371,7 +363,7 @@ def _run_action(request: HttpRequest, pk: int, service, done: str) -> HttpRespon
     try:
         service(user=request.user, campaign_id=pk, comment=request.POST.get("comment", ""))
     except ValidationError as exc:
-        messages.error(request, _error_text(exc))
+        messages.error(request, validation_error_text(exc))
     else:
         messages.success(request, done)
     return redirect("campaigns:detail", pk=pk)
@@ -386,7 +378,7 @@ def campaign_plan(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         plan = plan_of(user=request.user, campaign_id=campaign.pk)
     except ValidationError as exc:
-        error = _error_text(exc)
+        error = validation_error_text(exc)
     context = {
         "campaign": campaign,
         "plan": plan,
@@ -427,7 +419,7 @@ def step_approve(request: HttpRequest, pk: int, step_id: int) -> HttpResponse:
     try:
         approve(user=request.user, step_id=step.pk, comment=request.POST.get("comment", ""))
     except ValidationError as exc:
-        messages.error(request, "Not approved: " + _error_text(exc))
+        messages.error(request, "Not approved: " + validation_error_text(exc))
     else:
         messages.success(request, f"Step {step.name} approved; its groups are queued.")
     return redirect(reverse("campaigns:detail", args=[pk]) + "#steps")
@@ -474,7 +466,7 @@ def group_action(request: HttpRequest, pk: int, group_id: int, verb: str) -> Htt
     try:
         getattr(execution, name)(user=request.user, group_id=group.pk, comment=request.POST.get("comment", ""))
     except ValidationError as exc:
-        messages.error(request, f"Could not {verb}: " + _error_text(exc))
+        messages.error(request, f"Could not {verb}: " + validation_error_text(exc))
     else:
         messages.success(request, done)
     return redirect("campaigns:group", pk=pk, group_id=group.pk)

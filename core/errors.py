@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
+
 
 class ConflictError(Exception):
     """An edit was based on a stale version of an object."""
@@ -26,3 +28,12 @@ class InputError(Exception):
         if self.field:
             payload[self.field] = [self.message]
         return payload
+
+
+def validation_error_text(error: ValidationError) -> str:
+    """A ValidationError as one line for a page: ``field: messages; ...`` (form-wide messages without a name)."""
+    if hasattr(error, "error_dict"):
+        return "; ".join(
+            f"{k}: {' '.join(v)}" if k != "__all__" else " ".join(v) for k, v in error.message_dict.items()
+        )
+    return " ".join(error.messages)

@@ -11,13 +11,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core.errors import validation_error_text
 from core.roles import is_staff_member
 
 from . import selectors, selectors_flags
 from .forms_flags import BadDataForm, BadDataStatusForm
 from .models import BadDataSource, BadDataStatus
 from .services import baddata as services
-from .views_flags import _back, _error_text
+from .views_flags import _back
 
 PAGE_SIZE = 50
 
@@ -36,7 +37,7 @@ def bad_data_list(request: HttpRequest) -> HttpResponse:
         qs = selectors_flags.bad_data_list(user=request.user, filters=request.GET)
         problem = None
     except ValidationError as exc:
-        problem = _error_text(exc)
+        problem = validation_error_text(exc)
         qs = selectors_flags.bad_data_list(user=request.user, filters={})
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
@@ -154,7 +155,7 @@ def bad_data_status(request: HttpRequest, pk: int) -> HttpResponse:
             comment=d["comment"],
         )
     except ValidationError as exc:
-        messages.error(request, "Status not changed: " + _error_text(exc))
+        messages.error(request, "Status not changed: " + validation_error_text(exc))
     else:
         messages.success(request, f"Status: {d['status']}.")
     return redirect("tagging:baddata", pk=record.pk)
@@ -165,7 +166,7 @@ def bad_data_from_failure(request: HttpRequest, error_id: int) -> HttpResponse:
     try:
         record = services.bad_data_from_failure(user=request.user, quantum_error_id=error_id)
     except ValidationError as exc:
-        messages.error(request, "Not recorded: " + _error_text(exc))
+        messages.error(request, "Not recorded: " + validation_error_text(exc))
         return redirect(_back(request, reverse("tagging:baddata-list")))
     messages.success(request, "Recorded as bad data; explain it when you know more.")
     return redirect("tagging:baddata", pk=record.pk)

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from core.errors import ConflictError, InputError
+from core.errors import ConflictError, InputError, validation_error_text
 from core.roles import is_staff_member
 
 from . import selectors, selectors_flags
@@ -21,12 +21,6 @@ from .models import ExposureFlagValue
 from .services import flags as flag_services
 
 PAGE_SIZE = 50
-
-
-def _error_text(exc: ValidationError) -> str:
-    if hasattr(exc, "error_dict"):
-        return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
-    return " ".join(exc.messages)
 
 
 def _back(request: HttpRequest, default: str) -> str:
@@ -55,7 +49,7 @@ def flag_list(request: HttpRequest) -> HttpResponse:
         qs = selectors_flags.flag_list(user=request.user, filters=request.GET)
         problem = None
     except ValidationError as exc:
-        problem = _error_text(exc)
+        problem = validation_error_text(exc)
         qs = selectors_flags.flag_list(user=request.user, filters={})
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
@@ -122,7 +116,7 @@ def flag_add(request: HttpRequest, label: str, exposure_id: int) -> HttpResponse
             **form.cleaned_data,
         )
     except ValidationError as exc:
-        messages.error(request, "Flag not added: " + _error_text(exc))
+        messages.error(request, "Flag not added: " + validation_error_text(exc))
     else:
         messages.success(request, f"Flag added to {exposure.obs_id}.")
     return redirect(back)
@@ -141,7 +135,7 @@ def flag_edit(request: HttpRequest, pk: str) -> HttpResponse:
     try:
         new = flag_services.flag_edit(user=request.user, flag_id=flag.pk, user_agent="web", **form.cleaned_data)
     except ValidationError as exc:
-        messages.error(request, "Not changed: " + _error_text(exc))
+        messages.error(request, "Not changed: " + validation_error_text(exc))
     except ConflictError as exc:
         messages.error(request, str(exc))
     else:
@@ -173,7 +167,7 @@ def flag_import(request: HttpRequest) -> HttpResponse:
         except InputError as exc:
             failure = {"message": exc.message, "problems": exc.problems, "total": exc.total}
         except ValidationError as exc:
-            form.add_error(None, _error_text(exc))
+            form.add_error(None, validation_error_text(exc))
         else:
             messages.success(
                 request,

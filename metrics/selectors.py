@@ -402,44 +402,6 @@ def metric_per_detector(*, query: MetricQuery) -> dict[int, list[DetectorCell]]:
     return metric_explorer_data(query=query, use_cache=False).detectors
 
 
-def metric_threshold_data_ids(
-    *, query: MetricQuery, campaign: Campaign, operator: str, threshold: float, whole_exposures: bool = False
-) -> tuple[list[str], list[dict[str, Any]]]:
-    """The distinct data IDs of ``campaign`` whose value of the metric is < or > ``threshold`` under the
-    query's other filters (NaN/inf, stored as null, never match). Returns (dimensions, records)."""
-    if connection.vendor != "postgresql":  # SQLite (make run): the portable twin
-        return portable.threshold_data_ids(query, campaign.pk, operator, threshold, whole_exposures)
-    if operator not in OPERATORS:
-        raise ValueError(f"operator must be one of {', '.join(OPERATORS)}, not {operator!r}")
-    where, params = query.where(campaign_ids=[campaign.pk])
-    detector = "NULL::integer" if whole_exposures else "mv.detector"
-    rows = _fetch(
-        f"SELECT DISTINCT mv.instrument, mv.exposure, mv.visit, {detector} FROM {MV} mv "  # noqa: S608
-        f"WHERE {where} AND mv.value {OPERATORS[operator]} %s ORDER BY 2, 3, 4",
-        [*params, threshold],
-    )
-    return data_id_records(rows)
-
-
-def data_id_records(rows) -> tuple[list[str], list[dict[str, Any]]]:
-    """(instrument, exposure, visit, detector) rows as data-ID records (the exposure, else the visit; the
-    detector when there is one) and the dimensions of the first."""
-    records = []
-    dimensions: list[str] = []
-    for instrument, exposure, visit, det in rows:
-        record: dict[str, Any] = {"instrument": instrument}
-        if exposure is not None:
-            record["exposure"] = exposure
-        elif visit is not None:
-            record["visit"] = visit
-        if det is not None:
-            record["detector"] = det
-        records.append(record)
-        if not dimensions:
-            dimensions = list(record)
-    return dimensions, records
-
-
 # --- campaign A against campaign B ---------------------------------------------------------------------------
 
 

@@ -251,6 +251,7 @@ def threshold_select(request: HttpRequest) -> HttpResponse:
         "name": data["name"],
         "reason": data["reason"],
         "whole_exposures": data["whole_exposures"],
+        "statistic": data.get("statistic") or "",
     }
     try:
         if as_table:

@@ -338,8 +338,14 @@ def metrics_ingest_group(*, group_id: int) -> IngestReport:
     return report
 
 
+def group_outputs_ingest(sender, *, group_id: int, status: str = "", **kwargs) -> None:
+    """Receiver of ``campaigns.signals.group_outputs_final``: a succeeded group, or a failed one accepted as it is
+    (its successful quanta's bundles are in its runs like a succeeded group's), gets its metrics ingested."""
+    group_metrics_ingest_enqueue(group_id)
+
+
 def group_metrics_ingest_enqueue(group_id: int) -> None:
-    """Send ``group_metrics_ingest`` once the current transaction commits (the executor calls this)."""
+    """Send ``group_metrics_ingest`` once the current transaction commits."""
 
     def send() -> None:
         from .tasks import group_metrics_ingest

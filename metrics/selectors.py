@@ -93,7 +93,7 @@ def campaign_metric_names(*, campaign_ids: list[int]) -> list[tuple[str, str]]:
 
 
 def most_measured_metric(*, campaign_ids: list[int]) -> tuple[str, int] | None:
-    """(metric, number of values) of the metric measured most in the campaigns: what the explorer opens on when
+    """(metric, number of finite values) of the metric measured most in the campaigns: what the explorer opens on when
     nobody chose one. Read from the per-exposure rollups the ingest keeps (tens of thousands of rows for a
     million values); from the values themselves for campaigns without rollups yet."""
     from .models import MetricExposureRollup
@@ -103,7 +103,7 @@ def most_measured_metric(*, campaign_ids: list[int]) -> tuple[str, int] | None:
     counted = (
         MetricExposureRollup.objects.filter(campaign_id__in=campaign_ids)
         .values_list("metric")
-        .annotate(n=Sum("rows"))
+        .annotate(n=Sum("n"))
         .order_by("-n", "metric")
         .first()
     )
@@ -111,7 +111,7 @@ def most_measured_metric(*, campaign_ids: list[int]) -> tuple[str, int] | None:
         counted = (
             MetricValue.objects.filter(campaign_id__in=campaign_ids)
             .values_list("metric")
-            .annotate(n=Count("id"))
+            .annotate(n=Count("value"))
             .order_by("-n", "metric")
             .first()
         )

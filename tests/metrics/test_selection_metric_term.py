@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import F
 from django.http import Http404
 
 from metrics.models import MetricValue
+from tagging.selection.compile import compile_recipe
 from tagging.selection.recipe import RecipeError, describe_term, normalize_recipe
 from tagging.selection.services import selection_count, selection_freeze, selection_rerun
-from tagging.selection.terms import term_kind
 from tests.metrics import factories
 from tests.tagging.selection_factories import add_flag
 
@@ -257,28 +258,21 @@ def test_a_step_limits_the_values_to_that_step(owner, measured):
         selection_count(user=owner, recipe=recipe(metric(step="step9")))
 
 
-def test_the_metric_term_is_registered_by_the_metrics_app():
-    kind = term_kind("metric")
-    assert kind is not None and kind.compile.__module__ == "metrics.selection"
-
-
 def test_a_sample_following_a_metric_reads_only_values_the_user_may_see(make_campaign, owner, other_staff, butler_repo):
     private = make_campaign(name="private-psf", visibility="private")
     factories.metric_values(private, "demo.psf_fwhm", {(E(20251121, seq), 0): 0.1 * seq for seq in range(150, 154)})
-    sampled = recipe(dimensions=("exposure",))
+    sampled = recipe()
     sampled["sample"] = {"size": 8, "seed": 1, "stratify": {"metric": "demo.psf_fwhm", "bins": 2}}
-    from tagging.selection.compile import compile_recipe
 
-    for user, params_hold_private in ((owner, True), (other_staff, False)):
-        compiled = compile_recipe(normalize_recipe(sampled), user=user)
-        sql, params = compiled.sample_sql
-        # The private campaign's id reaches the stratum only through the user's visible campaigns.
-        from django.db import connection
-
+    def stratum(user) -> float | None:
+        """The value a sample stratifies exposure 21/151 by, as ``user`` may see the values."""
+        sql, params = compile_recipe(normalize_recipe(sampled), user=user).sample_sql
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT {sql} FROM tagging_exposure e WHERE e.exposure_id = %s",
-                [*params, E(20251121, 151)],
+                f"SELECT {sql} FROM tagging_exposure e WHERE e.exposure_id = %s", [*params, E(20251121, 151)]
             )
-            value = cursor.fetchone()[0]
-        assert (value is not None) == params_hold_private
+            return cursor.fetchone()[0]
+
+    assert stratum(owner) == pytest.approx(15.1)
+    assert stratum(other_staff) is None  # the private campaign's values do not reach bob's sample
+    assert selection_count(user=other_staff, recipe=sampled)["count"] == 8

@@ -276,3 +276,11 @@ def test_a_sample_following_a_metric_reads_only_values_the_user_may_see(make_cam
     assert stratum(owner) == pytest.approx(15.1)
     assert stratum(other_staff) is None  # the private campaign's values do not reach bob's sample
     assert selection_count(user=other_staff, recipe=sampled)["count"] == 8
+
+
+def test_a_campaign_of_another_repo_is_refused_naming_both_repos(owner, measured):
+    from tagging.services import butler_repo_upsert
+
+    butler_repo_upsert(label="other", config_uri="/tmp/no-repo-needed-here", default_instrument="DemoCam")
+    with pytest.raises(RecipeError, match="campaign psf-term ran on repo demo; this selection is of other"):
+        selection_count(user=owner, recipe={**recipe(metric()), "repo": "other", "terms": [metric()]})

@@ -84,12 +84,19 @@ class _Errors:
             raise ValidationError(self.errors)
 
 
+def normalize_newlines(text: str) -> str:
+    """``\r\n`` and a lone ``\r`` as ``\n``."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _text(value: Any, key: str, errors: _Errors, *, required: bool = False, max_length: int | None = None) -> str:
     if value is None:
         value = ""
     if not isinstance(value, str):
         errors.add(key, f"Must be text, got {type(value).__name__}.")
         return ""
+    # Browsers send a textarea's lines with CRLF: one newline convention, so exports and diffs stay clean.
+    value = normalize_newlines(value)
     value = value.strip() if key != "description" else value.rstrip()
     if required and not value:
         errors.add(key, "This field is required.")

@@ -302,7 +302,19 @@ def apply_service_errors(error: ValidationError, form: CampaignForm, formset, st
 
 class CloneForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="Name of the new campaign.")
+    output_collection = forms.CharField(
+        max_length=512,
+        required=False,
+        help_text="Where the copy writes its outputs; derived from its name (the source's collection cannot be "
+        "used again: its RUN collections exist). Leave empty to derive it.",
+    )
     comment = forms.CharField(required=False, max_length=1000)
+
+    def clean_output_collection(self) -> str:
+        value = self.cleaned_data.get("output_collection", "").strip()
+        if any(ch.isspace() for ch in value):
+            raise ValidationError("A collection name cannot contain spaces.")
+        return value
 
 
 class ImportForm(forms.Form):

@@ -221,17 +221,61 @@ def campaign_archive(*, user, campaign_id: int, archived: bool = True, comment: 
     return campaign
 
 
+def clone_output_collection(
+    *, source_collection: str, source_name: str, source_owner: str, name: str, owner: str
+) -> str:
+    """The output collection of a copy named ``name`` owned by ``owner``: the source's with its name replaced
+    by the new one where it is a part of the path (``HSC/runs/w48`` → ``HSC/runs/w49``); the owner's default
+    ``u/<owner>/<name>`` when the source used the default (or had none) or does not contain its name."""
+    default = f"u/{source_owner}/{source_name}"
+    parts = source_collection.split("/")
+    if source_collection and source_collection != default and source_name in parts:
+        return "/".join(name if part == source_name else part for part in parts)
+    return f"u/{owner}/{name}"
+
+
 @transaction.atomic
 def campaign_clone(
-    *, user, campaign_id: int, name: str, overrides: Mapping[str, Any] | None = None, comment: str = ""
+    *,
+    user,
+    campaign_id: int,
+    name: str,
+    overrides: Mapping[str, Any] | None = None,
+    comment: str = "",
+    output_collection: str = "",
 ) -> Campaign:
-    """A new draft campaign with the same definition and steps, owned by ``user``."""
+    """A new draft campaign with the same definition and steps, owned by ``user``.
+
+    Its output collection is ``output_collection`` if given, else derived from its name
+    (``clone_output_collection``): never the source's, whose RUN collections exist already (every group of
+    the copy would fail its preflight)."""
     source = access_campaign(user, campaign_id, VIEW)
     _require_staff(user)
     data = snapshot(source)
     # The copy is the cloner's: the source's collaborators get no rights on it unless the cloner adds them.
     data.update({"name": name, "owner": user.username, "collaborators": []})
+    data["output_collection"] = output_collection.strip() or clone_output_collection(
+        source_collection=source.output_collection,
+        source_name=source.name,
+        source_owner=source.owner.username,
+        name=str(name).strip(),
+        owner=user.username,
+    )
     data.update(overrides or {})
+    # The source writes to its own, or (not launched yet) to its default u/<owner>/<name>.
+    source_writes_to = source.output_collection or f"u/{source.owner.username}/{source.name}"
+    taken = data["output_collection"] == source_writes_to or (
+        Campaign.objects.filter(butler_repo__label=source.butler_repo_id, output_collection=data["output_collection"])
+        .exclude(output_collection="")
+        .exists()
+    )
+    if taken:
+        raise ValidationError(
+            {
+                "output_collection": f"{data['output_collection']} is the output collection of another campaign "
+                "(its RUN collections would already exist): give the copy its own."
+            }
+        )
     return campaign_create(
         user=user, data=data, comment=comment or f"Cloned from {source.name} (version {source.version})."
     )

@@ -210,21 +210,43 @@ def campaign_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def campaign_clone(request: HttpRequest, pk: int) -> HttpResponse:
     source = selectors.access_campaign(request.user, pk, VIEW)  # 404 first: never confirm an invisible campaign
     _require_staff(request)
-    form = CloneForm(request.POST or None, initial={"name": f"{source.name}-copy"})
+    name = f"{source.name}-copy"
+    derive = {
+        "source_collection": source.output_collection,
+        "source_name": source.name,
+        "source_owner": source.owner.username,
+        "owner": request.user.username,
+    }
+    form = CloneForm(
+        request.POST or None,
+        initial={"name": name, "output_collection": services.clone_output_collection(name=name, **derive)},
+    )
     if request.method == "POST" and form.is_valid():
         try:
             clone = services.campaign_clone(user=request.user, campaign_id=source.pk, **form.cleaned_data)
         except ValidationError as exc:
             fields = getattr(exc, "message_dict", {})
-            if "name" in fields:
-                for message in fields["name"]:
-                    form.add_error("name", message)
+            if "name" in fields or "output_collection" in fields:
+                for field in ("name", "output_collection"):
+                    for message in fields.get(field, []):
+                        form.add_error(field, message)
             else:
                 form.add_error(None, validation_error_text(exc))
         else:
             messages.success(request, f"Campaign {clone.name} was created as a copy of {source.name}.")
             return redirect("campaigns:detail", pk=clone.pk)
-    return render(request, "campaigns/clone.html", {"form": form, "source": source, "active": "campaigns"})
+    # The page derives the collection again as the name is typed (until the collection is edited by hand).
+    pattern = services.clone_output_collection(name="\x00", **derive)
+    return render(
+        request,
+        "campaigns/clone.html",
+        {
+            "form": form,
+            "source": source,
+            "active": "campaigns",
+            "collection_pattern": pattern.replace("\x00", "{name}"),
+        },
+    )
 
 
 @require_http_methods(["GET", "POST"])

@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 from django.core.exceptions import ValidationError
 
-from .definition import DEFINITION_FIELDS, redact_notify, snapshot
+from .definition import DEFINITION_FIELDS, normalize_newlines, redact_notify, snapshot
 from .models import Campaign
 
 
@@ -16,6 +16,9 @@ class _Dumper(yaml.SafeDumper):
 
 
 def _str_representer(dumper: yaml.SafeDumper, value: str):
+    # Text stored before newlines were normalised on input may hold CRLF: YAML cannot write a CR in a block
+    # scalar and would fall back to a quoted "...\r\n..." string.
+    value = normalize_newlines(value)
     style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 

@@ -45,7 +45,7 @@ cm campaign list [--type T] [--status S] [--owner USER] [--search TEXT] [--repo 
 cm campaign show NAME
 cm campaign create --from-yaml FILE|-
 cm campaign edit NAME [--set FIELD=VALUE ...] [--from-yaml FILE|-] [--comment TEXT] [--version N]
-cm campaign clone NAME NEW_NAME [--comment TEXT]
+cm campaign clone NAME NEW_NAME [--output-collection C] [--comment TEXT]
 cm campaign export NAME [-o FILE]
 cm campaign status NAME [STATUS] [--comment TEXT]     (without STATUS: steps, groups and failures of the run)
 cm campaign plan NAME                  (groups and estimated quanta that launch would make)
@@ -72,7 +72,7 @@ cm dataids download NAME [--format json|csv|ecsv] [--version N] [-o FILE] [--rep
 cm dataids tag NAME --dataset-type TYPE --collections C1[,C2] [--collection C] [--version N] [--wait [--timeout S]]
 cm dataids share NAME --user U|--group G [--edit] [--revoke] [--repo LABEL]
 cm dataids combine union|intersection|difference A B [C ...] --name NEW --reason TEXT [--repo LABEL]
-cm tags list|show|create|upload|download|share ...   (see `cm tags --help`)
+cm tags list|show|create|add|upload|download|share ...   (see `cm tags --help`)
 cm metrics ingest FILE [--repo LABEL] (--campaign C --run R | --source LABEL) [--data-id K=V ...]
                   [--format bundle|flat] [--action NAME] [--units JSON]
 cm metrics list [--campaign C] [--metric M] [--exposure N] [--band B] [--night-from D] [--night-to D] [--names]
@@ -409,11 +409,16 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 
 def cmd_clone(args: argparse.Namespace) -> int:
-    campaign = _client(args).clone_campaign(args.name, args.new_name, comment=args.comment or "")
+    campaign = _client(args).clone_campaign(
+        args.name, args.new_name, comment=args.comment or "", output_collection=args.output_collection or ""
+    )
     if args.json:
         _print_json(campaign)
     else:
-        _out(f"Cloned {args.name} to {campaign['name']} (id {campaign['id']}, status {campaign['status']}).")
+        _out(
+            f"Cloned {args.name} to {campaign['name']} (id {campaign['id']}, status {campaign['status']}), "
+            f"writing to {campaign.get('output_collection') or '-'}."
+        )
     return 0
 
 
@@ -1203,6 +1208,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("clone", cmd_clone, "copy a campaign into a new draft")
     p.add_argument("name", metavar="NAME")
     p.add_argument("new_name", metavar="NEW_NAME")
+    p.add_argument(
+        "--output-collection", metavar="COLLECTION", help="where the copy writes (default: derived from NEW_NAME)"
+    )
     p.add_argument("--comment", help="recorded in the history")
 
     p = add("export", cmd_export, "print a campaign's definition as YAML")

@@ -380,11 +380,15 @@ class Client(TagTablesMixin, SelectionsMixin, MetricsMixin, FlagsMixin):
             body["comment"] = comment
         return self._json("PATCH", f"campaigns/{self.resolve(name_or_id)}/", json_body=body)
 
-    def clone_campaign(self, name_or_id: str | int, new_name: str, comment: str = "") -> dict[str, Any]:
-        """A new draft copy of a campaign (definition and steps), owned by you."""
-        return self._json(
-            "POST", f"campaigns/{self.resolve(name_or_id)}/clone/", json_body={"name": new_name, "comment": comment}
-        )
+    def clone_campaign(
+        self, name_or_id: str | int, new_name: str, comment: str = "", output_collection: str = ""
+    ) -> dict[str, Any]:
+        """A new draft copy of a campaign (definition and steps), owned by you, writing to ``output_collection``
+        (default: derived by the server from the new name)."""
+        body = {"name": new_name, "comment": comment}
+        if output_collection:
+            body["output_collection"] = output_collection
+        return self._json("POST", f"campaigns/{self.resolve(name_or_id)}/clone/", json_body=body)
 
     def export_campaign(self, name_or_id: str | int) -> str:
         """The campaign definition as YAML text (re-importable with ``create_campaign_from_yaml``)."""

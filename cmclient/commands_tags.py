@@ -5,6 +5,7 @@ cm tags show NAME [--repo LABEL] [--rows N]
 cm tags create --repo LABEL --name NAME --keys exposure[,detector] [--polarity P] --purpose TEXT
                [--column NAME:TYPE[:UNIT][:required]] ... [--description TEXT] [--public]
                (an enum column: quality:enum=good|wonky|junk)
+cm tags add NAME KEY=VALUE ... [--reason TEXT] [--update] [--repo LABEL]
 cm tags upload NAME FILE [--reason TEXT] [--drop-invalid] [--format csv|json] [--repo LABEL]
 cm tags download NAME [--format csv|json] [-o FILE] [--repo LABEL]
 cm tags share NAME --user U|--group G [--edit] [--revoke] [--repo LABEL]
@@ -145,6 +146,35 @@ def cmd_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_add(args: argparse.Namespace) -> int:
+    """One row: its data ID and values as KEY=VALUE (the server tells data-ID keys from columns)."""
+    from .cli import CliError, _client, _fail, _out, _print_json
+
+    row: dict[str, Any] = {}
+    for pair in args.pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"{pair!r}: write KEY=VALUE, e.g. exposure=2025112100150 or seeing=1.2")
+        row[key.strip()] = value.strip() if value.strip() != "" else None
+    try:
+        result = _client(args).add_tag_rows(
+            args.name, [row], reason=args.reason or "", update=args.update, repo=args.repo
+        )
+    except ApiError as exc:
+        payload = exc.payload if isinstance(exc.payload, dict) else {}
+        if exc.status == 409 and payload.get("code") == "row_exists":
+            _fail(f"{payload.get('detail')} Add --update to change it.")
+            return 1
+        raise
+    if args.json:
+        _print_json(result)
+        return 0
+    key = result["keys"][0] if result.get("keys") else "the row"
+    done = "added" if result["created"] else "updated" if result["updated"] else "unchanged"
+    _out(f"{args.name}: {key} {done}.")
+    return 0
+
+
 def cmd_upload(args: argparse.Namespace) -> int:
     import sys
 
@@ -259,6 +289,14 @@ def register(commands: Any) -> None:
         metavar="SPEC",
         help="NAME:TYPE[:UNIT][:required]; TYPE int, float, string, bool, datetime or enum=a|b|c (repeat)",
     )
+
+    p = add("add", cmd_add, "add one row (refused if its data ID has a row, unless --update)")
+    name_arg(p)
+    p.add_argument(
+        "pairs", nargs="+", metavar="KEY=VALUE", help="the data ID (exposure=..., obs_id=..., detector=...) and values"
+    )
+    p.add_argument("--reason", metavar="TEXT", help="kept in the row's history")
+    p.add_argument("--update", action="store_true", help="if the data ID already has a row, change its values")
 
     p = add("upload", cmd_upload, "add or change rows from a CSV or JSON file (nothing stored if a row is bad)")
     name_arg(p)

@@ -104,6 +104,20 @@ class TagTablesMixin:
         body = {"rows": [dict(r) for r in rows], "reason": reason, "drop_invalid": drop_invalid}
         return self._json("POST", f"tag-tables/{self.resolve_tag_table(name_or_id, repo)}/rows/", json_body=body)
 
+    def add_tag_rows(
+        self,
+        name_or_id: str | int,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        reason: str = "",
+        update: bool = False,
+        repo: str | None = None,
+    ) -> dict[str, Any]:
+        """Add rows. A data ID that already has a row is refused (ApiError, status 409, ``payload["existing"]``
+        the stored rows) and nothing is stored, unless ``update`` (then its given values replace the stored)."""
+        body = {"rows": [dict(r) for r in rows], "reason": reason, "on_existing": "update" if update else "refuse"}
+        return self._json("POST", f"tag-tables/{self.resolve_tag_table(name_or_id, repo)}/rows/", json_body=body)
+
     def delete_tag_rows(
         self, name_or_id: str | int, keys: Sequence[str], *, reason: str, repo: str | None = None
     ) -> dict[str, Any]:

@@ -22,6 +22,19 @@ Figure = dict[str, Any]
 
 # Colours of the campaigns in a figure (Plotly's default cycle, so legends look familiar).
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+# Colours of the bands, as Rubin's plots draw them on a white background (lsst.utils.plotting's
+# get_multiband_plot_colors); other bands take the campaign palette, points without a band grey.
+BAND_COLOURS = {
+    "u": "#1600ea",
+    "g": "#31de1f",
+    "r": "#b52626",
+    "i": "#370201",
+    "z": "#ba52ff",
+    "y": "#61a2b3",
+}
+NO_BAND_COLOUR = "#8a93a3"
+# Marker shapes of the campaigns when several share a figure coloured by band.
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "cross", "triangle-down", "star")
 STATE_COLOURS = {
     "waiting": "#b0b8c6",
     "ready": "#2f6fed",
@@ -98,11 +111,50 @@ class PairPoint:
 
 @dataclass
 class ProgressSeries:
-    """Cumulative counts of groups reaching a state over time."""
+    """How many groups are in a state (``running``, ``succeeded``: done, ``failed``) over time: ``counts[i]``
+    from ``times[i]`` on."""
 
     state: str
     times: list[datetime] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
+
+
+def progress_series(
+    moves: Iterable[tuple[datetime, int, str]],
+    *,
+    running: Iterable[str],
+    done: Iterable[str],
+    failed: Iterable[str],
+) -> list[ProgressSeries]:
+    """The number of groups running, done and failed at each moment, from the groups' state changes
+    ``(at, group, to_status)`` in time order. A group counts where its latest change put it: running goes down
+    again when a group ends, failed when a failed group is retried or accepted. Every line is carried on to the
+    last change, so all of them end at the same time."""
+    buckets = (("running", set(running)), ("succeeded", set(done)), ("failed", set(failed)))
+    series = {name: ProgressSeries(name) for name, _ in buckets}
+    level = dict.fromkeys(series, 0)
+    state: dict[int, str] = {}
+    last = None
+    for at, group, to in moves:
+        before = state.get(group)
+        state[group] = to
+        last = at
+        for name, states in buckets:
+            delta = (to in states) - (before in states)
+            if not delta:
+                continue
+            level[name] += delta
+            line = series[name]
+            if line.times and line.times[-1] == at:  # several changes at one instant: the level after them
+                line.counts[-1] = level[name]
+            else:
+                line.times.append(at)
+                line.counts.append(level[name])
+    for line in series.values():
+        if line.times and last is not None and line.times[-1] != last:
+            line.times.append(last)
+            line.counts.append(line.counts[-1])
+    return list(series.values())
 
 
 # --- helpers -------------------------------------------------------------------------------------------------
@@ -211,41 +263,68 @@ def _by_label(points: Iterable[ExposurePoint]) -> dict[str, list[ExposurePoint]]
     return groups
 
 
+def band_colour(band: str | None, others: dict[str, str]) -> str:
+    """The colour of a band (Rubin's for ugrizy); another band gets the next palette colour, kept in ``others``."""
+    if not band:
+        return NO_BAND_COLOUR
+    if band in BAND_COLOURS:
+        return BAND_COLOURS[band]
+    return others.setdefault(band, PALETTE[len(others) % len(PALETTE)])
+
+
+def _band_order(band: str | None) -> tuple[int, str]:
+    order = "ugrizy"
+    return (order.index(band), band) if band and band in order else (len(order) + (band is None), band or "")
+
+
 def time_figure(
     points: Sequence[ExposurePoint], *, metric: str, unit: str = "", url_template: str, x: str = "time"
 ) -> Figure:
     """The metric against observation time (``x="time"``) or night (``x="day_obs"``): one WebGL point per
-    exposure, coloured by campaign; clicking a point opens the exposure page."""
+    exposure, coloured by band (ugrizy as in Rubin's plots), one marker shape per campaign when there are several;
+    clicking a point opens the exposure page."""
     if x not in ("time", "day_obs"):
         raise ValueError(f"x must be 'time' or 'day_obs', not {x!r}")
     traces = []
-    for i, (label, group) in enumerate(_by_label(points).items()):
+    campaigns = _by_label(points)
+    others: dict[str, str] = {}
+    for i, (label, group) in enumerate(campaigns.items()):
         usable = [p for p in group if _finite(p.value) is not None]
         if x == "time":
             usable = [p for p in usable if p.begin is not None]
-            xs: list[Any] = [p.begin.isoformat(timespec="seconds") for p in usable if p.begin is not None]
         else:
             usable = [p for p in usable if p.day_obs is not None]
-            xs = [_day_obs_date(p.day_obs) for p in usable]
-        traces.append(
-            {
-                "type": "scattergl",
-                "mode": "markers",
-                "name": label,
-                "x": xs,
-                "y": [_round(p.value) for p in usable],
-                "text": [_point_text(p) for p in usable],
-                "customdata": [exposure_url(url_template, p.repo, p.exposure) for p in usable],
-                "marker": {"size": 5, "color": PALETTE[i % len(PALETTE)]},
-                "hovertemplate": "%{y}<br>%{text}<br>%{x}<extra>" + label + "</extra>",
-            }
-        )
+        bands: dict[str | None, list[ExposurePoint]] = {}
+        for p in usable:
+            bands.setdefault(p.band or None, []).append(p)
+        for band in sorted(bands, key=_band_order):
+            chosen = bands[band]
+            xs: list[Any] = (
+                [p.begin.isoformat(timespec="seconds") for p in chosen if p.begin is not None]
+                if x == "time"
+                else [_day_obs_date(p.day_obs) for p in chosen]
+            )
+            name = band or "no band"
+            traces.append(
+                {
+                    "type": "scattergl",
+                    "mode": "markers",
+                    "name": f"{label}: {name}" if len(campaigns) > 1 else name,
+                    "legendgroup": label,
+                    "x": xs,
+                    "y": [_round(p.value) for p in chosen],
+                    "text": [_point_text(p) for p in chosen],
+                    "customdata": [exposure_url(url_template, p.repo, p.exposure) for p in chosen],
+                    "marker": {"size": 6, "color": band_colour(band, others), "symbol": SYMBOLS[i % len(SYMBOLS)]},
+                    "hovertemplate": "%{y}<br>%{text}<br>%{x}<extra>" + label + "</extra>",
+                }
+            )
     if not any(t["x"] for t in traces):
         return empty_figure(f"{metric} over time", "No exposure with a finite value and a time matches the filters.")
     return {
         "data": traces,
         "layout": _layout(
-            f"{metric} per exposure over {'time' if x == 'time' else 'nights'}",
+            f"{metric} per exposure over {'time' if x == 'time' else 'nights'}, by band",
             xaxis={"title": {"text": "exposure start (UTC)" if x == "time" else "night (day_obs)"}, "type": "date"},
             yaxis={"title": {"text": _axis_title(metric, unit)}},
         ),
@@ -282,15 +361,36 @@ def sky_figure(points: Sequence[ExposurePoint], *, metric: str, unit: str = "", 
         },
         "hovertemplate": "RA %{x:.3f}°, Dec %{y:.3f}°<br>%{marker.color}<br>%{text}<extra></extra>",
     }
+    ra_range, dec_range = sky_ranges(
+        [p.ra for p in usable if p.ra is not None], [p.dec for p in usable if p.dec is not None]
+    )
     return {
         "data": [trace],
         "layout": _layout(
             f"{metric} on the sky (mean per exposure)",
-            xaxis={"title": {"text": "RA (deg)"}, "autorange": "reversed"},
-            yaxis={"title": {"text": "Dec (deg)"}, "scaleanchor": "x"},
+            # RA grows to the left; neither axis goes (or zooms, or pans) past the sky's bounds.
+            xaxis={
+                "title": {"text": "RA (deg)"},
+                "range": [ra_range[1], ra_range[0]],
+                "minallowed": 0,
+                "maxallowed": 360,
+            },
+            yaxis={"title": {"text": "Dec (deg)"}, "range": list(dec_range), "minallowed": -90, "maxallowed": 90},
             showlegend=False,
         ),
     }
+
+
+def sky_ranges(ras: Sequence[float], decs: Sequence[float]) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(RA low, high), (Dec low, high) of the points with a margin (5% of the span, at least 0.5 deg), within the
+    sky: RA in [0, 360], Dec in [-90, 90]."""
+
+    def padded(values: Sequence[float], lo: float, hi: float) -> tuple[float, float]:
+        low, high = min(values), max(values)
+        margin = max((high - low) * 0.05, 0.5)
+        return round(max(lo, low - margin), 6), round(min(hi, high + margin), 6)
+
+    return padded(ras, 0.0, 360.0), padded(decs, -90.0, 90.0)
 
 
 _DETECTOR_NAME = re.compile(r"^R(\d)(\d)_S(\d)(\d)$")
@@ -304,6 +404,11 @@ def focal_plane_position(full_name: str) -> tuple[int, int] | None:
         return None
     raft_row, raft_col, sensor_row, sensor_col = (int(g) for g in match.groups())
     return raft_col * 3 + sensor_col, raft_row * 3 + sensor_row
+
+
+def detector_label(cell: DetectorCell) -> str:
+    """What a focal-plane cell shows: the detector's full name (``R22_S11``), else its id."""
+    return cell.full_name or str(cell.detector)
 
 
 def focal_plane_figure(cells: Sequence[DetectorCell], *, metric: str, unit: str = "", title: str = "") -> Figure:
@@ -323,24 +428,31 @@ def focal_plane_figure(cells: Sequence[DetectorCell], *, metric: str, unit: str 
     col_index = {c: i for i, c in enumerate(cols)}
     row_index = {r: i for i, r in enumerate(rows)}
     z: list[list[float | None]] = [[None] * len(cols) for _ in rows]
-    text: list[list[str]] = [[""] * len(cols) for _ in rows]
+    labels: list[list[str]] = [[""] * len(cols) for _ in rows]
+    hover: list[list[str]] = [[""] * len(cols) for _ in rows]
     for c in cells:
         pos = placed[c.detector]
         assert pos is not None
         r, k = row_index[pos[1]], col_index[pos[0]]
         z[r][k] = _round(c.value)
-        text[r][k] = f"{c.full_name or c.detector} (id {c.detector}): {c.count:,} values"
+        labels[r][k] = detector_label(c)
+        hover[r][k] = f"{c.full_name or c.detector} (id {c.detector}): {c.count:,} values"
+    # Each detector is labelled in its cell; the text shrinks as the camera grows (189 science sensors).
+    size = 11 if len(cells) <= 16 else 9 if len(cells) <= 64 else 6
     trace = {
         "type": "heatmap",
         "x": cols,
         "y": rows,
         "z": z,
-        "text": text,
+        "text": labels,
+        "texttemplate": "%{text}",
+        "textfont": {"size": size},
+        "customdata": hover,
         "colorscale": "Viridis",
         "xgap": 2,
         "ygap": 2,
         "colorbar": {"title": {"text": unit or "mean"}},
-        "hovertemplate": "%{text}<br>mean %{z}<extra></extra>",
+        "hovertemplate": "%{customdata}<br>mean %{z}<extra></extra>",
     }
     return {
         "data": [trace],
@@ -416,8 +528,11 @@ def difference_histogram_figure(series: HistogramSeries, *, metric: str, unit: s
 # --- campaign overview ---------------------------------------------------------------------------------------
 
 
+PROGRESS_NAMES = {"running": "running", "succeeded": "done (succeeded or accepted)", "failed": "failed"}
+
+
 def progress_figure(series: Sequence[ProgressSeries], *, total: int) -> Figure:
-    """Groups done (and failed) over time, as steps from the group state transitions."""
+    """How many groups were running, done and failed at each moment (``progress_series``), as steps."""
     traces = []
     for s in series:
         if not s.times:
@@ -427,17 +542,18 @@ def progress_figure(series: Sequence[ProgressSeries], *, total: int) -> Figure:
                 "type": "scatter",
                 "mode": "lines",
                 "line": {"shape": "hv", "color": STATE_COLOURS.get(s.state, "#555")},
-                "name": s.state,
+                "name": PROGRESS_NAMES.get(s.state, s.state),
                 "x": [t.isoformat(timespec="seconds") for t in s.times],
                 "y": list(s.counts),
+                "hovertemplate": "%{y} groups %{x}<extra>" + PROGRESS_NAMES.get(s.state, s.state) + "</extra>",
             }
         )
     if not traces:
-        return empty_figure("Progress", "No group has finished yet.")
+        return empty_figure("Progress", "No group has started yet.")
     return {
         "data": traces,
         "layout": _layout(
-            "Groups finished over time",
+            "Groups running, done and failed over time",
             xaxis={"title": {"text": "time (UTC)"}, "type": "date"},
             yaxis={"title": {"text": f"groups (of {total:,})"}, "rangemode": "tozero"},
         ),

@@ -42,6 +42,12 @@ class ThresholdSelectionForm(MetricFilterForm):
     whole_exposures = forms.BooleanField(
         required=False, label="Whole exposures", help_text="One data ID per exposure instead of per detector."
     )
+    statistic = forms.ChoiceField(
+        required=False,
+        choices=[("", "any detector"), ("median", "median"), ("mean", "mean"), ("min", "min"), ("max", "max")],
+        label="Judged by",
+        help_text="With whole exposures: which statistic of its detectors' values decides.",
+    )
     store_as = forms.ChoiceField(
         choices=[("set", "a DataID set"), ("reject_table", "a reject tag table")], initial="set", required=False
     )

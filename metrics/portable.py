@@ -179,23 +179,6 @@ def explorer_data(query: MetricQuery, bins: int, cap: int) -> ExplorerData:
     return ExplorerData(_histogram(fine, nulls, labels, bins), points, total, detectors)
 
 
-def threshold_data_ids(
-    query: MetricQuery, campaign_id: int, operator: str, threshold: float, whole_exposures: bool
-) -> tuple[list[str], list[dict[str, Any]]]:
-    """``selectors.metric_threshold_data_ids``: distinct data IDs in PostgreSQL's order (NULLs last)."""
-    if operator not in ("lt", "gt"):
-        raise ValueError(f"operator must be one of lt, gt, not {operator!r}")
-    values = query_values(query, campaign_ids=[campaign_id])
-    values = values.filter(value__lt=threshold) if operator == "lt" else values.filter(value__gt=threshold)
-    rows = {
-        (instrument, exposure, visit, None if whole_exposures else detector)
-        for instrument, exposure, visit, detector in values.values_list("instrument", "exposure", "visit", "detector")
-    }
-    from .selectors import data_id_records
-
-    return data_id_records(sorted(rows, key=lambda r: tuple((v is None, v or 0) for v in r[1:])))
-
-
 def comparison(query: MetricQuery, cap: int, top: int, bins: int) -> Comparison:
     """``selectors.metric_comparison`` computed in Python (no cache)."""
     from .selectors import Comparison, _pair, difference_histogram, difference_range

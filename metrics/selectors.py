@@ -14,19 +14,18 @@ import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, DurationField, Exists, ExpressionWrapper, F, Min, OuterRef, QuerySet
+from django.db.models import Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from campaigns.choices import GROUP_DONE_STATES, GroupStatus
+from campaigns.choices import GROUP_ACTIVE_STATES, GROUP_DONE_STATES, GroupStatus
 from campaigns.models import Campaign, Group, GroupTransition, QuantumError, Submission
 
 from . import pairs, portable, rollups
-from .charts import DetectorCell, ExposurePoint, HistogramSeries, PairPoint, ProgressSeries
+from .charts import DetectorCell, ExposurePoint, HistogramSeries, PairPoint, ProgressSeries, progress_series
 from .filtersets import MetricValueFilterSet
 from .models import GateResult, MetricValue, StepCheck, StepInputFreeze
 from .selectors_exposure import ExposureCampaign as ExposureCampaign
@@ -91,6 +90,32 @@ def campaign_metric_names(*, campaign_ids: list[int]) -> list[tuple[str, str]]:
         for metric, unit in cursor.fetchall():
             seen.setdefault(metric, unit or "")
     return sorted(seen.items())
+
+
+def most_measured_metric(*, campaign_ids: list[int]) -> tuple[str, int] | None:
+    """(metric, number of finite values) of the metric measured most in the campaigns: what the explorer opens on when
+    nobody chose one. Read from the per-exposure rollups the ingest keeps (tens of thousands of rows for a
+    million values); from the values themselves for campaigns without rollups yet."""
+    from .models import MetricExposureRollup
+
+    if not campaign_ids:
+        return None
+    counted = (
+        MetricExposureRollup.objects.filter(campaign_id__in=campaign_ids)
+        .values_list("metric")
+        .annotate(n=Sum("n"))
+        .order_by("-n", "metric")
+        .first()
+    )
+    if counted is None:
+        counted = (
+            MetricValue.objects.filter(campaign_id__in=campaign_ids)
+            .values_list("metric")
+            .annotate(n=Count("value"))
+            .order_by("-n", "metric")
+            .first()
+        )
+    return (counted[0], int(counted[1])) if counted else None
 
 
 # --- one query of the explorer -------------------------------------------------------------------------------
@@ -402,44 +427,6 @@ def metric_per_detector(*, query: MetricQuery) -> dict[int, list[DetectorCell]]:
     return metric_explorer_data(query=query, use_cache=False).detectors
 
 
-def metric_threshold_data_ids(
-    *, query: MetricQuery, campaign: Campaign, operator: str, threshold: float, whole_exposures: bool = False
-) -> tuple[list[str], list[dict[str, Any]]]:
-    """The distinct data IDs of ``campaign`` whose value of the metric is < or > ``threshold`` under the
-    query's other filters (NaN/inf, stored as null, never match). Returns (dimensions, records)."""
-    if connection.vendor != "postgresql":  # SQLite (make run): the portable twin
-        return portable.threshold_data_ids(query, campaign.pk, operator, threshold, whole_exposures)
-    if operator not in OPERATORS:
-        raise ValueError(f"operator must be one of {', '.join(OPERATORS)}, not {operator!r}")
-    where, params = query.where(campaign_ids=[campaign.pk])
-    detector = "NULL::integer" if whole_exposures else "mv.detector"
-    rows = _fetch(
-        f"SELECT DISTINCT mv.instrument, mv.exposure, mv.visit, {detector} FROM {MV} mv "  # noqa: S608
-        f"WHERE {where} AND mv.value {OPERATORS[operator]} %s ORDER BY 2, 3, 4",
-        [*params, threshold],
-    )
-    return data_id_records(rows)
-
-
-def data_id_records(rows) -> tuple[list[str], list[dict[str, Any]]]:
-    """(instrument, exposure, visit, detector) rows as data-ID records (the exposure, else the visit; the
-    detector when there is one) and the dimensions of the first."""
-    records = []
-    dimensions: list[str] = []
-    for instrument, exposure, visit, det in rows:
-        record: dict[str, Any] = {"instrument": instrument}
-        if exposure is not None:
-            record["exposure"] = exposure
-        elif visit is not None:
-            record["visit"] = visit
-        if det is not None:
-            record["detector"] = det
-        records.append(record)
-        if not dimensions:
-            dimensions = list(record)
-    return dimensions, records
-
-
 # --- campaign A against campaign B ---------------------------------------------------------------------------
 
 
@@ -587,30 +574,18 @@ def campaign_overview(*, campaign: Campaign) -> Overview:
     state_rows = Group.objects.filter(step__campaign=campaign).values_list("status").annotate(n=Count("id")).order_by()
     found = dict(state_rows)
     states = {s: found.get(s, 0) for s in GroupStatus.values}
-    # First time each group started, finished (succeeded/accepted); every move to failed.
-    firsts = (
+    # Every state change in time order: how many groups were running, done, failed at each moment.
+    moves = (
         GroupTransition.objects.filter(group__step__campaign=campaign)
-        .values_list("to_status", "group_id")
-        .annotate(at=Min("at"))
-        .order_by()
+        .order_by("at", "pk")
+        .values_list("at", "group_id", "to_status")
     )
-    first: dict[str, dict[int, datetime]] = {"running": {}, "done": {}}
-    for status, group, at in firsts:
-        key = "running" if status == GroupStatus.RUNNING else "done" if status in GROUP_DONE_STATES else None
-        if key is not None:
-            first[key][group] = min(at, first[key].get(group, at))
-    started = sorted(first["running"].values())
-    done = sorted(first["done"].values())
-    failed = list(
-        GroupTransition.objects.filter(group__step__campaign=campaign, to_status=GroupStatus.FAILED)
-        .order_by("at")
-        .values_list("at", flat=True)
+    progress = progress_series(
+        moves.iterator(chunk_size=5000),
+        running=GROUP_ACTIVE_STATES,
+        done=GROUP_DONE_STATES,
+        failed=[GroupStatus.FAILED],
     )
-    progress = [
-        ProgressSeries("running", started, list(range(1, len(started) + 1))),
-        ProgressSeries("succeeded", done, list(range(1, len(done) + 1))),
-        ProgressSeries("failed", failed, list(range(1, len(failed) + 1))),
-    ]
     errors = QuantumError.objects.filter(submission__group__step__campaign=campaign)
     by_task = list(errors.values_list("task_label").annotate(n=Count("id")).order_by("-n", "task_label"))
     by_rule_rows = (

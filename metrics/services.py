@@ -18,7 +18,7 @@ from campaigns.models import Campaign
 from core.errors import InputError
 from core.roles import is_staff_member
 from tagging.models import ButlerRepo, DataIdSetVersion
-from tagging.services import UploadSource, dataidset_create
+from tagging.selection.services import EmptySelection, selection_data_ids, selection_freeze
 
 from .conditions import PER_CHOICES, gate_text, input_text, passes
 from .ingest.formats import (
@@ -34,39 +34,42 @@ from .ingest.formats import (
 )
 from .ingest.store import Ingestor, IngestReport, RunPlace
 from .models import CheckState, GateResult, MetricValue, StepCheck, StepInputFreeze
-from .selectors import OPERATORS, MetricQuery, metric_threshold_data_ids
+from .selection import threshold_recipe
+from .selectors import OPERATORS, MetricQuery
 
 
 def _threshold_selection(
-    *, user, query: MetricQuery, campaign: Campaign, operator: str, threshold: float, whole_exposures: bool
-) -> tuple[list[str], list[dict[str, Any]], dict[str, Any]]:
-    """The data IDs of ``campaign`` whose metric is < or > ``threshold`` with the query's other filters, and
-    the recipe that names them (staff only; nothing matched is an error: nothing would be stored)."""
+    *,
+    user,
+    query: MetricQuery,
+    campaign: Campaign,
+    operator: str,
+    threshold: float,
+    whole_exposures: bool,
+    statistic: str = "",
+) -> dict[str, Any]:
+    """The selection recipe of the data IDs of ``campaign`` whose metric is < or > ``threshold`` with the query's
+    other filters (staff only; the campaign must be one of the explorer's)."""
     if not is_staff_member(user):
         raise PermissionDenied("Only staff members can store selections.")
     if campaign.pk not in query.campaign_ids:
         raise InputError("The campaign to select from is not one of the explorer's campaigns.", field="campaign")
-    if operator not in OPERATORS:
-        raise InputError(f"Operator must be one of {', '.join(OPERATORS)}.", field="operator")
-    dimensions, records = metric_threshold_data_ids(
-        query=query, campaign=campaign, operator=operator, threshold=threshold, whole_exposures=whole_exposures
+    return threshold_recipe(
+        query=query,
+        campaign=campaign,
+        operator=operator,
+        threshold=threshold,
+        whole_exposures=whole_exposures,
+        statistic=statistic,
     )
-    recipe: dict[str, Any] = {
-        "campaign": campaign.name,
-        "campaign_id": campaign.pk,
-        "metric": query.metric,
-        "operator": OPERATORS[operator],
-        "threshold": threshold,
-        "filters": query.filters(),
-        "whole_exposures": whole_exposures,
-    }
-    if not records:
-        raise InputError(
-            f"No data ID of {campaign.name} has {query.metric} {OPERATORS[operator]} {threshold:g} with these "
-            "filters; nothing was stored.",
-            field="threshold",
-        )
-    return dimensions, records, recipe
+
+
+def _nothing_matched(query: MetricQuery, campaign: Campaign, operator: str, threshold: float) -> InputError:
+    return InputError(
+        f"No data ID of {campaign.name} has {query.metric} {OPERATORS[operator]} {threshold:g} with these "
+        "filters; nothing was stored.",
+        field="threshold",
+    )
 
 
 @transaction.atomic
@@ -80,33 +83,25 @@ def metric_selection_create(
     name: str,
     reason: str,
     whole_exposures: bool = False,
+    statistic: str = "",
 ) -> DataIdSetVersion:
-    """Store the data IDs of ``campaign`` whose metric is < or > ``threshold`` (with the query's other
-    filters) as a DataID set, through the DataID-set service (which checks every data ID against the
-    repo), and record the recipe as the version's provenance. The set can then be a later campaign's
-    include or exclude list."""
-    dimensions, records, recipe = _threshold_selection(
+    """Freeze the data IDs of ``campaign`` whose metric is < or > ``threshold`` (with the query's other filters)
+    as a DataID set: a selection whose recipe is a ``metric`` term (``selection.threshold_recipe``), so the set's
+    provenance is that recipe and it can be re-run and diffed like any frozen selection. The set can then be a
+    later campaign's include or exclude list."""
+    recipe = _threshold_selection(
         user=user,
         query=query,
         campaign=campaign,
         operator=operator,
         threshold=threshold,
         whole_exposures=whole_exposures,
+        statistic=statistic,
     )
-    version = dataidset_create(
-        user=user,
-        repo_label=campaign.butler_repo_id,
-        name=name,
-        reason=reason,
-        source=UploadSource(kind="records", records=records, dimensions=dimensions, format="metric-selection"),
-        comment=f"{query.metric} {recipe['operator']} {threshold:g} in campaign {campaign.name}",
-    )
-    # The DataID-set service records where records came from but not why: the recipe is added here,
-    # in the same transaction, so the set says which selection made it.
-    source = {**version.source, "recipe": recipe}
-    DataIdSetVersion.objects.filter(pk=version.pk).update(source=source)
-    version.source = source
-    return version
+    try:
+        return selection_freeze(user=user, recipe=recipe, name=name, reason=reason)
+    except EmptySelection as exc:
+        raise _nothing_matched(query, campaign, operator, threshold) from exc
 
 
 @transaction.atomic
@@ -120,6 +115,7 @@ def metric_selection_reject_table(
     name: str,
     reason: str,
     whole_exposures: bool = False,
+    statistic: str = "",
 ):
     """The same selection as ``metric_selection_create``, stored as a *reject* tag table ("do not use these"):
     one row per data ID, checked against the registry by the tag-table service, whose purpose and first
@@ -127,16 +123,20 @@ def metric_selection_reject_table(
     from tagging.models import TagTableEvent
     from tagging.services.tagtables import tag_rows_upsert, tagtable_create
 
-    dimensions, records, recipe = _threshold_selection(
+    recipe = _threshold_selection(
         user=user,
         query=query,
         campaign=campaign,
         operator=operator,
         threshold=threshold,
         whole_exposures=whole_exposures,
+        statistic=statistic,
     )
-    rule = f"{query.metric} {recipe['operator']} {threshold:g} in campaign {campaign.name}"
-    filters = ", ".join(f"{k}={v}" for k, v in recipe["filters"].items())
+    dimensions, records, recipe = selection_data_ids(user=user, recipe=recipe)
+    if not records:
+        raise _nothing_matched(query, campaign, operator, threshold)
+    rule = f"{query.metric} {OPERATORS[operator]} {threshold:g} in campaign {campaign.name}"
+    filters = ", ".join(f"{k}={v}" for k, v in query.filters().items())
     table = tagtable_create(
         user=user,
         repo_label=campaign.butler_repo_id,
@@ -338,8 +338,14 @@ def metrics_ingest_group(*, group_id: int) -> IngestReport:
     return report
 
 
+def group_outputs_ingest(sender, *, group_id: int, status: str = "", **kwargs) -> None:
+    """Receiver of ``campaigns.signals.group_outputs_final``: a succeeded group, or a failed one accepted as it is
+    (its successful quanta's bundles are in its runs like a succeeded group's), gets its metrics ingested."""
+    group_metrics_ingest_enqueue(group_id)
+
+
 def group_metrics_ingest_enqueue(group_id: int) -> None:
-    """Send ``group_metrics_ingest`` once the current transaction commits (the executor calls this)."""
+    """Send ``group_metrics_ingest`` once the current transaction commits."""
 
     def send() -> None:
         from .tasks import group_metrics_ingest

@@ -7,7 +7,7 @@ from celery import shared_task
 
 @shared_task(name="metrics.tasks.group_metrics_ingest", ignore_result=True, acks_late=True)
 def group_metrics_ingest(group_id: int) -> dict:
-    """Ingest the metric bundles a succeeded group wrote. Safe to run twice: values are upserted."""
+    """Ingest the metric bundles a succeeded (or accepted) group wrote. Safe to run twice: values are upserted."""
     from .services import metrics_ingest_group
 
     report = metrics_ingest_group(group_id=group_id)

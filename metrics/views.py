@@ -117,12 +117,19 @@ def explorer(request: HttpRequest) -> HttpResponse:
         return render(request, "metrics/explorer.html", context)
     metrics = selectors.campaign_metric_names(campaign_ids=[c.pk for c in campaigns])
     units = dict(metrics)
-    metric = data.get("metric") or (metrics[0][0] if metrics else "")
+    metric = data.get("metric") or ""
     if metric and metric not in units:
         messages.error(request, f"The chosen campaigns have no metric {metric!r}.")
-        metric = metrics[0][0] if metrics else ""
+        metric = ""
+    metric, reason = _explorer_metric(request, campaigns, metric, units)
     context.update(
-        {"metrics": metrics, "metric": metric, "steps": _step_names(campaigns), "filters": _filter_query(data)}
+        {
+            "metrics": metrics,
+            "metric": metric,
+            "metric_reason": reason,
+            "steps": _step_names(campaigns),
+            "filters": _filter_query(data),
+        }
     )
     if not metric:
         return render(request, "metrics/explorer.html", context)
@@ -168,6 +175,29 @@ def explorer(request: HttpRequest) -> HttpResponse:
     return render(request, "metrics/explorer.html", context)
 
 
+EXPLORER_METRIC = "metrics.explorer.metric"
+
+
+def _explorer_metric(request: HttpRequest, campaigns, chosen: str, units: dict[str, str]) -> tuple[str, str]:
+    """(metric to show, why it was chosen for the person: "" when they chose it). A chosen metric is remembered
+    in the session; without one the explorer opens on the remembered metric if these campaigns measured it, else
+    on the metric with the most values (the campaign's main QA measurement rather than the alphabetically first,
+    often a rarely filled diagnostic)."""
+    if chosen:
+        if request.session.get(EXPLORER_METRIC) != chosen:
+            request.session[EXPLORER_METRIC] = chosen
+        return chosen, ""
+    remembered = request.session.get(EXPLORER_METRIC)
+    if remembered in units:
+        return remembered, "the metric you looked at last"
+    most = selectors.most_measured_metric(campaign_ids=[c.pk for c in campaigns])
+    if most is None or most[0] not in units:
+        first = next(iter(units), "")
+        return first, "the first metric of these campaigns" if first else ""
+    where = "this campaign" if len(campaigns) == 1 else "these campaigns"
+    return most[0], f"the metric with the most values in {where} ({most[1]:,})"
+
+
 def _filter_query(data: dict[str, Any]) -> str:
     return urlencode({k: v for k, v in data.items() if k in FILTER_KEYS and v not in (None, "")})
 
@@ -187,11 +217,21 @@ def compare(request: HttpRequest) -> HttpResponse:
     a, b = campaigns
     metrics = selectors.campaign_metric_names(campaign_ids=ids)
     units = dict(metrics)
-    metric = data.get("metric") or (metrics[0][0] if metrics else "")
+    metric = data.get("metric") or ""
     if metric and metric not in units:
         messages.error(request, f"Neither campaign has a metric {metric!r}.")
-        metric = metrics[0][0] if metrics else ""
-    context.update({"a": a, "b": b, "metrics": metrics, "metric": metric, "steps": _step_names(campaigns)})
+        metric = ""
+    metric, reason = _explorer_metric(request, campaigns, metric, units)
+    context.update(
+        {
+            "a": a,
+            "b": b,
+            "metrics": metrics,
+            "metric": metric,
+            "metric_reason": reason,
+            "steps": _step_names(campaigns),
+        }
+    )
     if not metric:
         return render(request, "metrics/compare.html", context)
     query = _query(campaigns, metric, data)
@@ -251,6 +291,7 @@ def threshold_select(request: HttpRequest) -> HttpResponse:
         "name": data["name"],
         "reason": data["reason"],
         "whole_exposures": data["whole_exposures"],
+        "statistic": data.get("statistic") or "",
     }
     try:
         if as_table:

@@ -275,6 +275,12 @@ class AttachmentUploadSerializer(serializers.Serializer):
 
 class CloneSerializer(serializers.Serializer):
     name = serializers.CharField()
+    output_collection = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="the copy's output collection (default: derived from its name, never the source's)",
+    )
     comment = serializers.CharField(required=False, allow_blank=True, default="")
 
 

@@ -33,6 +33,7 @@ from ..choices import (
 )
 from ..inputs import empty_table_problem, table_paths
 from ..models import Campaign, ErrorRule, Group, QuantumError, Step, Submission
+from ..signals import group_outputs_final
 from . import planning
 from .state import move_group, notify_group_failed, record_transition, roll_up, update_returning
 
@@ -439,9 +440,7 @@ def submission_record_result(
             **counts,
         )
         if moved is not None and succeeded:
-            from metrics.services import group_metrics_ingest_enqueue
-
-            group_metrics_ingest_enqueue(group.pk)
+            group_outputs_final.send(sender=Group, group_id=group.pk, status=GroupStatus.SUCCEEDED)
         if moved is not None and not succeeded and not (decision == ErrorAction.AUTO_RETRY and rule_used is not None):
             notify_group_failed(campaign, moved, message)
         if moved is not None and decision == ErrorAction.AUTO_RETRY and rule_used is not None:

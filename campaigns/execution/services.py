@@ -28,6 +28,7 @@ from ..choices import (
 )
 from ..models import CHANGE, Campaign, ErrorRule, Group, Step, Submission
 from ..selectors import access_campaign
+from ..signals import group_outputs_final
 from . import planning
 from .runner import BLOCKING_WMS
 from .state import enqueue_groups, move_group, ready_groups_of, record_history, roll_up
@@ -299,6 +300,8 @@ def group_accept(*, user, group_id: int, comment: str) -> Group:
     )
     if moved is None:
         raise ValidationError({"status": f"Only a failed group can be accepted; {group.name} is {group.status}."})
+    # Its successful quanta's outputs stand: their metrics are ingested as a succeeded group's are.
+    group_outputs_final.send(sender=Group, group_id=group.pk, status=GroupStatus.ACCEPTED)
     roll_up(campaign.pk, actor=user)
     return moved
 

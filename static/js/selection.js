@@ -16,7 +16,9 @@
   var csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
   var timer = null;
   var sequence = 0;
-  var KIND_LABELS = { where: "where", dataid_set: "DataID set", tag_table: "tag table", flags: "flags", bad_data: "bad data" };
+  var KIND_LABELS = {}, KIND_MODES = {};
+  (choices.term_kinds || []).forEach(function (k) { KIND_LABELS[k.name] = k.label; KIND_MODES[k.name] = k.default_mode; });
+  var listCount = 0;
 
   function el(tag, attrs, children) {
     var node = document.createElement(tag);
@@ -54,7 +56,7 @@
     term = term || {};
     var row = el("div", { class: "row sel-term", "data-kind": kind });
     row.appendChild(el("span", { class: "badge", text: KIND_LABELS[kind] }));
-    row.appendChild(select("mode", [["include", "include"], ["exclude", "exclude"]], term.mode || (kind === "flags" || kind === "bad_data" ? "exclude" : "include"), "Include or exclude"));
+    row.appendChild(select("mode", [["include", "include"], ["exclude", "exclude"]], term.mode || KIND_MODES[kind] || "include", "Include or exclude"));
     if (kind === "where") {
       row.appendChild(el("input", { type: "text", "data-name": "where", size: "60", "aria-label": "Butler where expression", placeholder: "band = 'r' AND exposure.day_obs >= 20251121", value: term.where || "" }));
     } else if (kind === "dataid_set") {
@@ -78,12 +80,47 @@
       row.appendChild(checks("flags", choices.flags, term.flags || ["junk"]));
     } else if (kind === "bad_data") {
       row.appendChild(checks("bad_data", choices.bad_data, term.bad_data || ["open", "explained"]));
+    } else if (kind === "metric") {
+      metricFields(row, term);
     }
     var remove = el("button", { type: "button", class: "btn subtle", "aria-label": "Remove this term", text: "Remove" });
     remove.addEventListener("click", function () { row.remove(); schedule(); });
     row.appendChild(remove);
     termsBox.appendChild(row);
     schedule();
+  }
+
+  // A metric term: where the values come from (a campaign you may view, or an outside source of the repo),
+  // the metric (suggested from that source), per what, which statistic over detectors, and the threshold.
+  function metricFields(row, term) {
+    var offered = (choices.kind_choices || {}).metric || { campaigns: [], sources: [], per: [], statistics: [], ops: [] };
+    var sources = offered.campaigns.filter(function (c) { return c.repo === repo(); }).map(function (c) {
+      return ["campaign:" + c.name, "campaign " + c.name, c.metrics];
+    }).concat(offered.sources.filter(function (s) { return s.repo === repo(); }).map(function (s) {
+      return ["source:" + s.name, "outside source " + s.name, s.metrics];
+    }));
+    var chosen = term.campaign ? "campaign:" + term.campaign : term.source ? "source:" + term.source : "";
+    if (chosen && !sources.some(function (s) { return s[0] === chosen; })) sources.unshift([chosen, chosen.replace(":", " "), []]);
+    var sourceSelect = select("source", sources.map(function (s) { return [s[0], s[1]]; }), chosen, "Where the values come from");
+    var listId = "sel-metric-names-" + (++listCount);
+    var names = el("datalist", { id: listId });
+    var metricInput = el("input", { type: "text", "data-name": "metric", size: "28", list: listId, "aria-label": "Metric", placeholder: "metric, e.g. psf_fwhm", value: term.metric || "" });
+    var showNames = function () {
+      var found = sources.filter(function (s) { return s[0] === sourceSelect.value; })[0];
+      names.innerHTML = "";
+      ((found && found[2]) || []).forEach(function (m) { names.appendChild(el("option", { value: m })); });
+      if (!metricInput.value && found && found[2].length) metricInput.value = found[2][0];
+    };
+    sourceSelect.addEventListener("change", function () { metricInput.value = ""; showNames(); });
+    row.appendChild(sourceSelect);
+    row.appendChild(metricInput);
+    row.appendChild(names);
+    row.appendChild(select("per", offered.per.map(function (p) { return [p, "per " + p]; }), term.per || "exposure", "Per exposure, visit or detector"));
+    row.appendChild(select("statistic", offered.statistics.map(function (x) { return [x, x + " over detectors"]; }), term.statistic || "median", "Statistic over detectors"));
+    row.appendChild(select("op", offered.ops.map(function (o) { return [o, o]; }), term.op || "<", "Comparison"));
+    row.appendChild(el("input", { type: "number", step: "any", "data-name": "threshold", "aria-label": "Threshold", placeholder: "threshold", value: term.threshold === undefined ? "" : term.threshold }));
+    showNames();
+    if (!sources.length) row.appendChild(el("span", { class: "small muted", text: "no metric values in this repo that you may see" }));
   }
 
   function recipe() {
@@ -93,6 +130,13 @@
       var term = { mode: row.querySelector("[data-name=mode]").value };
       if (kind === "flags" || kind === "bad_data") {
         term[kind] = Array.prototype.map.call(row.querySelectorAll("[data-name=" + kind + "] input:checked"), function (i) { return i.value; });
+      } else if (kind === "metric") {
+        var source = (row.querySelector("[data-name=source]").value || ":").split(":");
+        if (source[0]) term[source[0]] = source.slice(1).join(":");
+        term.metric = row.querySelector("[data-name=metric]").value;
+        ["per", "statistic", "op"].forEach(function (k) { term[k] = row.querySelector("[data-name=" + k + "]").value; });
+        var threshold = row.querySelector("[data-name=threshold]").value;
+        term.threshold = threshold === "" ? null : parseFloat(threshold);
       } else {
         term[kind] = row.querySelector("[data-name=" + kind + "]").value;
       }

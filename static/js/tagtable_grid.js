@@ -159,7 +159,33 @@
     });
   });
 
-  // Add a row: an exposure that is not a number is sent as an obs_id.
+  // A row that is already there: say so with its stored values, and let the person choose to update it.
+  function showExisting(answer, item, box) {
+    var rows = answer.data.existing || [];
+    var first = rows[0] || { key: "", values: {} };
+    box.textContent = "";
+    var text = document.createElement("span");
+    var values = Object.keys(first.values || {}).filter(function (k) { return first.values[k] !== null; })
+      .map(function (k) { return k + " = " + first.values[k]; }).join(", ");
+    text.textContent = first.key + " already has a row" + (values ? ": " + values : " (no values)") +
+      (first.updated_by ? " (last changed by " + first.updated_by + ")" : "") + ". Nothing was stored. ";
+    box.appendChild(text);
+    var update = document.createElement("button");
+    update.type = "button";
+    update.className = "btn";
+    update.id = "update-existing-row";
+    update.textContent = "Update it with these values";
+    update.addEventListener("click", function () {
+      send("POST", { rows: [item], reason: reason(), on_existing: "update" }).then(function (again) {
+        if (again.ok) { window.location.reload(); return; }
+        box.textContent = problemFor(again.data, "");
+      });
+    });
+    box.appendChild(update);
+  }
+
+  // Add a row: an exposure that is not a number is sent as an obs_id. A data ID that already has a row is
+  // refused (409 with the stored row) unless the person chooses to update it.
   var add = document.getElementById("add-row");
   if (add) {
     add.addEventListener("click", function () {
@@ -175,7 +201,12 @@
       document.querySelectorAll("#new-row [data-column]").forEach(function (el) {
         if (el.value.trim() !== "") item[el.dataset.column] = el.value.trim();
       });
-      send("POST", { rows: [item], reason: reason() }).then(function (answer) {
+      send("POST", { rows: [item], reason: reason(), on_existing: "refuse" }).then(function (answer) {
+        if (answer.status === 409 && answer.data.code === "row_exists") {
+          document.getElementById("new-row-error-line").hidden = false;
+          showExisting(answer, item, box);
+          return;
+        }
         if (!answer.ok) {
           var errors = (answer.data && answer.data.errors) || [];
           document.getElementById("new-row-error-line").hidden = false;

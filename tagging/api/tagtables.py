@@ -137,6 +137,12 @@ class RowsUpsertSerializer(serializers.Serializer):
     )
     reason = serializers.CharField(required=False, allow_blank=True, default="")
     drop_invalid = serializers.BooleanField(default=False)
+    on_existing = serializers.ChoiceField(
+        choices=[("update", "update"), ("refuse", "refuse")],
+        default="update",
+        help_text="a row whose data ID already has one: update it (default), or refuse (adding rows): "
+        "409 with the stored rows (code row_exists) and nothing stored",
+    )
 
 
 class RowsDeleteSerializer(serializers.Serializer):
@@ -311,11 +317,16 @@ class TagTableViewSet(viewsets.GenericViewSet):
         parameters=[OpenApiParameter("q", str, description="text in the row key")],
         responses=TagRowSerializer(many=True),
     )
-    @extend_schema(methods=["POST"], request=RowsUpsertSerializer, responses=UpsertResultSerializer)
+    @extend_schema(
+        methods=["POST"],
+        request=RowsUpsertSerializer,
+        responses={200: UpsertResultSerializer, 409: OpenApiTypes.OBJECT},
+    )
     @extend_schema(methods=["DELETE"], request=RowsDeleteSerializer, responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get", "post", "delete"])
     def rows(self, request: Request, pk: str) -> Response:
-        """List rows (GET), add or change rows (POST: strict unless ``drop_invalid``), delete rows (DELETE)."""
+        """List rows (GET), add or change rows (POST: strict unless ``drop_invalid``; ``on_existing=refuse`` answers
+        409 with the stored rows instead of changing them), delete rows (DELETE)."""
         if request.method == "GET":
             table = selectors.access_tagtable(request.user, pk)
             columns = selectors.tagtable_columns(table=table)
@@ -344,6 +355,7 @@ class TagTableViewSet(viewsets.GenericViewSet):
             rows=d["rows"],
             reason=d["reason"],
             drop_invalid=d["drop_invalid"],
+            on_existing=d["on_existing"],
         )
         table = TagTable.objects.get(pk=_table_id(pk))
         columns = selectors.tagtable_columns(table=table)

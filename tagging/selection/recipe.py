@@ -8,13 +8,18 @@
         {"mode": "include", "tag_table": "seeing", "condition": "fwhm < 1.0 AND NOT dome_open"},
         {"mode": "exclude", "dataid_set": "known-bad", "version": 2},
         {"mode": "exclude", "flags": ["junk"]},
-        {"mode": "exclude", "bad_data": ["open", "explained"]}
+        {"mode": "exclude", "bad_data": ["open", "explained"]},
+        {"mode": "exclude", "metric": "psf_fwhm", "campaign": "w48-minidrp", "per": "visit",
+         "statistic": "median", "op": ">", "threshold": 1.2}
       ],
       "sample": {"size": 100, "seed": 42, "stratify": {"field": "band"}}
     }
 
 Terms apply in order, each to what the previous ones left: ``include`` keeps the data IDs that match,
-``exclude`` drops them. Without an ``include`` term the selection starts from every data ID of the
+``exclude`` drops them. Which kinds of term exist is a registry (``terms``): this app registers where, DataID
+sets, tag tables, flags and bad data; the metrics app adds ``metric`` (a per-exposure, per-visit or
+per-detector statistic of a metric's values from a campaign or an outside ``source``, compared with a
+threshold; see ``metrics.selection``). Without an ``include`` term the selection starts from every data ID of the
 dimensions in the mirror. ``sample`` (optional) then takes ``size`` items or a ``fraction``, chosen
 by a seeded hash (reproducible), optionally in proportion to the strata of a ``field`` (exposure field),
 a tag-table ``column`` or a ``metric`` (numeric values split into ``bins`` quantile bins).
@@ -27,8 +32,9 @@ from typing import Any
 
 from core.errors import InputError
 
+from .terms import ProblemSink, term_kind, term_kinds
+
 DIMENSION_CHOICES = (("exposure",), ("exposure", "detector"), ("visit",), ("visit", "detector"))
-TERM_KINDS = ("where", "dataid_set", "tag_table", "flags", "bad_data")
 FLAG_VALUES = ("junk", "questionable", "none")
 BAD_DATA_STATUSES = ("open", "explained", "fixed")
 # Exposure fields a sample may be stratified by; values are the mirror's column names.
@@ -51,7 +57,7 @@ class RecipeError(InputError):
     """A recipe with problems; ``problems`` lists them as {where: path, key, message}."""
 
 
-class _Problems:
+class _Problems(ProblemSink):
     def __init__(self) -> None:
         self.items: list[dict[str, str]] = []
 
@@ -71,7 +77,7 @@ def _unknown_keys(value: dict, allowed: set[str], path: str, problems: _Problems
             problems.add(f"{path}.{key}" if path else key, f"unknown key; use {', '.join(sorted(allowed))}.")
 
 
-def _text(value: Any, path: str, problems: _Problems, *, required: bool = True) -> str:
+def _text(value: Any, path: str, problems: ProblemSink, *, required: bool = True) -> str:
     if value is None or value == "":
         if required:
             problems.add(path, "is required.")
@@ -82,7 +88,7 @@ def _text(value: Any, path: str, problems: _Problems, *, required: bool = True) 
     return value.strip()
 
 
-def _choices(value: Any, allowed: tuple[str, ...], path: str, problems: _Problems) -> list[str]:
+def _choices(value: Any, allowed: tuple[str, ...], path: str, problems: ProblemSink) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value:
@@ -101,56 +107,71 @@ def _term(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
     if not isinstance(raw, dict):
         problems.add(path, f"must be an object, got {type(raw).__name__}.")
         return None
-    kinds = [k for k in TERM_KINDS if k in raw]
+    registered = term_kinds()
+    names = [k.name for k in registered]
+    kinds = [k for k in names if k in raw]
     if len(kinds) != 1:
         problems.add(
             path,
-            f"must have exactly one of {', '.join(TERM_KINDS)}" + (f" (it has {', '.join(kinds)})." if kinds else "."),
+            f"must have exactly one of {', '.join(names)}" + (f" (it has {', '.join(kinds)})." if kinds else "."),
         )
         return None
-    kind = kinds[0]
-    allowed = {"mode", "label", "kind", kind}  # "kind" as written by normalize_recipe (frozen recipes)
-    if raw.get("kind", kind) != kind:
-        problems.add(f"{path}.kind", f"says {raw['kind']!r} but the term has {kind}.")
-    if kind == "dataid_set":
-        allowed.add("version")
-    if kind == "tag_table":
-        allowed.add("condition")
+    kind = term_kind(kinds[0])
+    assert kind is not None
+    allowed = {"mode", "label", "kind", kind.name, *kind.keys}  # "kind" as written by normalize_recipe
+    if raw.get("kind", kind.name) != kind.name:
+        problems.add(f"{path}.kind", f"says {raw['kind']!r} but the term has {kind.name}.")
     _unknown_keys(raw, allowed, path, problems)
     mode = raw.get("mode", "include")
     if mode not in ("include", "exclude"):
         problems.add(f"{path}.mode", f"{mode!r} is not include or exclude.")
-    term: dict[str, Any] = {"mode": mode, "kind": kind}
+    term: dict[str, Any] = {"mode": mode, "kind": kind.name}
     label = raw.get("label")
     if label is not None:
         term["label"] = _text(label, f"{path}.label", problems, required=False)
-    if kind == "where":
-        term["where"] = _text(raw["where"], f"{path}.where", problems)
-        if term["where"]:
-            from lsst_adapter import check_where_syntax
-
-            problem = check_where_syntax(term["where"])
-            if problem is not None:
-                problems.add(f"{path}.where", f"not a valid Butler 'where' expression: {problem.message}")
-    elif kind == "dataid_set":
-        term["dataid_set"] = _text(raw["dataid_set"], f"{path}.dataid_set", problems)
-        version = raw.get("version")
-        if (
-            version is not None
-            and version != "latest"
-            and (not isinstance(version, int) or isinstance(version, bool) or version < 1)
-        ):
-            problems.add(f"{path}.version", f"must be a version number (1, 2, ...) or 'latest', got {version!r}.")
-        term["version"] = None if version in (None, "latest") else version
-    elif kind == "tag_table":
-        term["tag_table"] = _text(raw["tag_table"], f"{path}.tag_table", problems)
-        condition = raw.get("condition", "")
-        term["condition"] = _text(condition, f"{path}.condition", problems, required=False)
-    elif kind == "flags":
-        term["flags"] = _choices(raw["flags"], FLAG_VALUES, f"{path}.flags", problems)
-    elif kind == "bad_data":
-        term["bad_data"] = _choices(raw["bad_data"], BAD_DATA_STATUSES, f"{path}.bad_data", problems)
+    term.update(kind.clean(raw, path, problems))
     return term
+
+
+# --- the kinds of this app (registered in TaggingConfig.ready through tagging.selection.kinds) ----------------
+
+
+def clean_where(raw: dict[str, Any], path: str, problems: ProblemSink) -> dict[str, Any]:
+    where = _text(raw["where"], f"{path}.where", problems)
+    if where:
+        from lsst_adapter import check_where_syntax
+
+        problem = check_where_syntax(where)
+        if problem is not None:
+            problems.add(f"{path}.where", f"not a valid Butler 'where' expression: {problem.message}")
+    return {"where": where}
+
+
+def clean_dataid_set(raw: dict[str, Any], path: str, problems: ProblemSink) -> dict[str, Any]:
+    name = _text(raw["dataid_set"], f"{path}.dataid_set", problems)
+    version = raw.get("version")
+    if (
+        version is not None
+        and version != "latest"
+        and (not isinstance(version, int) or isinstance(version, bool) or version < 1)
+    ):
+        problems.add(f"{path}.version", f"must be a version number (1, 2, ...) or 'latest', got {version!r}.")
+    return {"dataid_set": name, "version": None if version in (None, "latest") else version}
+
+
+def clean_tag_table(raw: dict[str, Any], path: str, problems: ProblemSink) -> dict[str, Any]:
+    return {
+        "tag_table": _text(raw["tag_table"], f"{path}.tag_table", problems),
+        "condition": _text(raw.get("condition", ""), f"{path}.condition", problems, required=False),
+    }
+
+
+def clean_flags(raw: dict[str, Any], path: str, problems: ProblemSink) -> dict[str, Any]:
+    return {"flags": _choices(raw["flags"], FLAG_VALUES, f"{path}.flags", problems)}
+
+
+def clean_bad_data(raw: dict[str, Any], path: str, problems: ProblemSink) -> dict[str, Any]:
+    return {"bad_data": _choices(raw["bad_data"], BAD_DATA_STATUSES, f"{path}.bad_data", problems)}
 
 
 def _number(value: Any, path: str, problems: _Problems, *, integer: bool) -> Any:
@@ -255,18 +276,10 @@ def normalize_recipe(raw: Any) -> dict[str, Any]:
 def describe_term(term: dict[str, Any]) -> str:
     """One readable line for a term, for pages and provenance."""
     verb = "Include" if term["mode"] == "include" else "Exclude"
-    kind = term["kind"]
-    if kind == "where":
-        return f"{verb} data IDs where {term['where']}"
-    if kind == "dataid_set":
-        version = f" v{term['version']}" if term.get("version") else " (latest version)"
-        return f"{verb} DataID set {term['dataid_set']}{version}"
-    if kind == "tag_table":
-        condition = f" where {term['condition']}" if term.get("condition") else ""
-        return f"{verb} rows of tag table {term['tag_table']}{condition}"
-    if kind == "flags":
-        return f"{verb} exposures with a valid {' or '.join(term['flags'])} flag"
-    return f"{verb} data IDs in the bad-data register with status {' or '.join(term['bad_data'])}"
+    kind = term_kind(term["kind"])
+    if kind is None:  # a frozen recipe whose kind is no longer known here
+        return f"{verb} data IDs matching a {term['kind']} term"
+    return f"{verb} {kind.describe(term)}"
 
 
 def describe_sample(sample: dict[str, Any] | None) -> str:

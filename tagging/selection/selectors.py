@@ -6,6 +6,7 @@ from typing import Any
 
 from ..models import ButlerRepo, DataIdSet, DataIdSetVersion, SourceKind, TagColumn, TagTable
 from .recipe import BAD_DATA_STATUSES, DIMENSION_CHOICES, FLAG_VALUES, STRATIFY_FIELDS, describe_sample, describe_term
+from .terms import term_kinds
 
 
 def selection_builder_choices(*, user) -> dict[str, Any]:
@@ -41,6 +42,9 @@ def selection_builder_choices(*, user) -> dict[str, Any]:
         "flags": list(FLAG_VALUES),
         "bad_data": list(BAD_DATA_STATUSES),
         "stratify_fields": list(STRATIFY_FIELDS),
+        # Every registered kind (other apps' too) and what each offers, for the page's "+ term" buttons.
+        "term_kinds": [{"name": k.name, "label": k.label, "default_mode": k.default_mode} for k in term_kinds()],
+        "kind_choices": {k.name: k.choices(user) for k in term_kinds() if k.choices is not None},
     }
 
 

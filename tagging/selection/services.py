@@ -16,8 +16,13 @@ from core.roles import is_staff_member
 from ..models import DataIdSet, DataIdSetVersion, Exposure, SourceKind
 from .compile import PREVIEW_ROWS, CompiledSelection, compile_recipe, dataid_set_rows
 from .recipe import describe_sample, describe_term, normalize_recipe
+from .terms import term_kind
 
 DIFF_EXAMPLES = 10
+
+
+class EmptySelection(InputError):
+    """A selection that selects nothing was not stored."""
 
 
 def _fetch(sql: str, params: list[Any]) -> list[tuple]:
@@ -105,9 +110,24 @@ def _resolved_recipe(compiled: CompiledSelection) -> dict[str, Any]:
     """The recipe as run: set versions pinned, the seed recorded, table ids noted (for provenance)."""
     recipe = copy.deepcopy(compiled.recipe)
     for term, predicate in zip(recipe["terms"], compiled.terms, strict=True):
-        if term["kind"] == "dataid_set":
-            term["version"] = predicate.resolved["version"]
+        kind = term_kind(term["kind"])
+        if kind is not None and kind.pin is not None:
+            kind.pin(term, predicate)
     return recipe
+
+
+def _records(compiled: CompiledSelection) -> tuple[list[str], list[dict[str, Any]]]:
+    sql, params = compiled.result_sql()
+    keys = compiled.keys
+    return keys, [dict(zip(keys, row, strict=True)) for row in _fetch(sql, params)]
+
+
+def selection_data_ids(*, user, recipe: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]], dict[str, Any]]:
+    """What a recipe selects, for a service that stores it some other way than as a DataID set (a reject tag
+    table): (key names, data IDs, the recipe as run, with what it resolved to pinned, for provenance)."""
+    compiled = selection_compile(user=user, recipe=recipe)
+    keys, records = _records(compiled)
+    return keys, records, _resolved_recipe(compiled)
 
 
 @transaction.atomic
@@ -127,11 +147,9 @@ def selection_freeze(
     if not is_staff_member(user):
         raise PermissionDenied("Only staff members can freeze selections into DataID sets.")
     compiled = selection_compile(user=user, recipe=recipe)
-    sql, params = compiled.result_sql()
-    keys = compiled.keys
-    records = [dict(zip(keys, row, strict=True)) for row in _fetch(sql, params)]
+    keys, records = _records(compiled)
     if not records:
-        raise InputError("The selection is empty; nothing was stored.", field="recipe")
+        raise EmptySelection("The selection is empty; nothing was stored.", field="recipe")
     resolved = _resolved_recipe(compiled)
     version = dataidset_create(
         user=user,

@@ -773,7 +773,49 @@ def _refresh_count(table: TagTable) -> None:
     table.refresh_from_db(fields=["row_count", "updated"])
 
 
-def _finish(*, table: TagTable, user, checker: _RowChecker, reason: str, drop_invalid: bool, what: str) -> UpsertResult:
+ON_EXISTING = ("update", "refuse")
+EXISTING_SHOWN = 50
+
+
+def _refuse_existing(table: TagTable, keys: list[str]) -> None:
+    """``ConflictError`` (HTTP 409, code ``row_exists``) with the stored rows of ``keys``, if any: adding a row
+    must not silently change one that is there (the person chooses to update it)."""
+    from ..selectors_tagtables import row_dict
+
+    found: list[TagRow] = []
+    total = 0
+    for start in range(0, len(keys), 5000):
+        rows = TagRow.objects.filter(table=table, key__in=keys[start : start + 5000]).select_related("updated_by")
+        total += rows.count()
+        found += list(rows.order_by("key")[: max(0, EXISTING_SHOWN - len(found))])
+    if not total:
+        return
+    columns = list(table.columns.filter(retired__isnull=True).order_by("position", "pk"))
+    first = found[0]
+    values = ", ".join(f"{c.name}={first.values.get(c.key)}" for c in columns if first.values.get(c.key) is not None)
+    message = (
+        f"{first.key} already has a row" + (f" ({values})" if values else "")
+        + (f", and {total - 1} more of these rows exist" if total > 1 else "")
+        + "; nothing was stored."
+    )  # fmt: skip
+    raise ConflictError(
+        message,
+        code="row_exists",
+        existing=[row_dict(r, list(table.key_dimensions), columns) for r in found],
+        existing_total=total,
+    )
+
+
+def _finish(
+    *,
+    table: TagTable,
+    user,
+    checker: _RowChecker,
+    reason: str,
+    drop_invalid: bool,
+    what: str,
+    on_existing: str = "update",
+) -> UpsertResult:
     result = checker.result
     for problem in _missing_required(table, checker.good):
         problem.ordinal = checker.ordinals.get(problem.where, 0)
@@ -788,6 +830,8 @@ def _finish(*, table: TagTable, user, checker: _RowChecker, reason: str, drop_in
         )
     bad = {p.where for p in result.errors}
     good = {k: v for k, v in checker.good.items() if v[0] not in bad}
+    if on_existing == "refuse":
+        _refuse_existing(table, list(good))
     applied = _apply(table=table, user=user, checked=good, dimensions=checker.dimensions, reason=reason)
     applied.rows_read = result.rows_read
     applied.dropped = result.rows_read - len(good)
@@ -805,11 +849,16 @@ def tag_rows_upsert(
     reason: str = "",
     drop_invalid: bool = False,
     partial: bool = True,
+    on_existing: str = "update",
 ) -> UpsertResult:
     """Add or change rows. Each row names its data ID (dimensions or alternate keys) and values by column
     name; given values replace the stored ones (``None`` clears), others are kept. Strict by default:
-    one problem and nothing is stored; ``drop_invalid`` stores the valid rows and reports the others."""
+    one problem and nothing is stored; ``drop_invalid`` stores the valid rows and reports the others.
+    ``on_existing="refuse"`` (adding rows) stores nothing if a row's data ID already has a row and raises
+    ``ConflictError`` with the stored rows; ``"update"`` (the default) changes them."""
     table = _access(user, table_id)
+    if on_existing not in ON_EXISTING:
+        raise InputError(f"on_existing must be one of {', '.join(ON_EXISTING)}.", field="on_existing")
     if not isinstance(rows, list) or not rows:
         raise InputError("Give at least one row.", field="rows")
     checker = _RowChecker(table, partial=partial)
@@ -817,7 +866,15 @@ def tag_rows_upsert(
         (f"index {i}", dict(r) if isinstance(r, dict) else {"__error__": "a row must be a mapping"})
         for i, r in enumerate(rows)
     )
-    return _finish(table=table, user=user, checker=checker, reason=reason, drop_invalid=drop_invalid, what="the rows")
+    return _finish(
+        table=table,
+        user=user,
+        checker=checker,
+        reason=reason,
+        drop_invalid=drop_invalid,
+        what="the rows",
+        on_existing=on_existing,
+    )
 
 
 @transaction.atomic

@@ -60,8 +60,9 @@ def test_explorer_draws_its_figures_and_a_clicked_point_opens_the_exposure(page,
     expect(page.locator("#select-form")).to_have_count(0)  # science users do not get the loop-back form
     screenshot(page, "metrics-explorer")
 
-    # A real click on the first point of the time plot (a WebGL trace): Plotly's own picking finds it.
-    x, y, url = point_position(page, "plot-time")
+    # A real click on the first point of the time plot (a WebGL trace; trace 1 is psf-a's r band, which holds
+    # exposure 1): Plotly's own picking finds it.
+    x, y, url = point_position(page, "plot-time", trace=1)
     assert url == reverse("tagging:exposure", args=["demo", E(20251121, 1)])
     page.mouse.move(x, y)
     page.mouse.click(x, y)

@@ -90,3 +90,58 @@ def test_science_user_counts_but_has_no_freeze(page, login, science_user, butler
     page.locator(".sel-term[data-kind=where] [data-name=where]").fill("band = 'r'")
     expect(page.locator("#sel-count")).to_have_text("14")
     expect(page.locator("#sel-freeze-button")).to_have_count(0)
+
+
+def test_a_metric_term_selects_by_qa_and_a_frozen_explorer_selection_opens_in_the_builder(
+    page, login, owner, make_campaign, butler_repo, screenshot
+):
+    """The metric term in the builder: values of a campaign (suggested names), median over detectors, then
+    a threshold selection from the explorer opened again in the builder from its set page."""
+    from metrics.models import MetricValue
+    from tagging.models import Exposure
+    from tests.metrics import factories
+
+    campaign = make_campaign(name="psf-qa")
+    science = list(Exposure.objects.filter(observation_type="science").order_by("exposure_id"))
+    factories.metric_values(
+        campaign,
+        "psfMetrics.psf_fwhm",
+        {(e.exposure_id, d): 0.6 + 0.1 * i + 0.001 * d for i, e in enumerate(science) for d in range(9)},
+    )
+    assert MetricValue.objects.filter(campaign=campaign).count() == 8 * 9
+    login(page, owner.username)
+    page.goto("/data/selections/")
+    count = page.locator("#sel-count")
+    expect(count).to_have_text("20")
+    page.click("[data-add=metric]")
+    term = page.locator(".sel-term[data-kind=metric]")
+    expect(term.locator("[data-name=mode]")).to_have_value("exclude")
+    expect(term.locator("[data-name=source]")).to_have_value("campaign:psf-qa")
+    expect(term.locator("[data-name=metric]")).to_have_value("psfMetrics.psf_fwhm")
+    term.locator("[data-name=op]").select_option(">")
+    term.locator("[data-name=threshold]").fill("0.95")
+    # Medians 0.604, 0.704, ... 1.304: the last four science exposures are above 0.95 and go.
+    expect(count).to_have_text("16")
+    expect(page.locator("#sel-term-counts tbody tr")).to_contain_text(
+        "Exclude exposures whose median psfMetrics.psf_fwhm over their detectors in campaign psf-qa is > 0.95"
+    )
+    term.locator("[data-name=mode]").select_option("include")
+    expect(count).to_have_text("4")
+    term.locator("[data-name=metric]").fill("psf_fwhm_typo")
+    expect(page.locator("#sel-errors")).to_contain_text("campaign psf-qa has no metric 'psf_fwhm_typo'")
+    term.locator("[data-name=metric]").fill("psf_fwhm")  # the last part of the stored name is enough
+    expect(count).to_have_text("4")
+    screenshot(page, "selection-builder-metric")
+    page.fill("#sel-name", "wide-psf")
+    page.fill("#sel-reason", "PSF above 0.95 arcsec")
+    page.click("#sel-freeze-button")
+    page.wait_for_url(re.compile(r"/data/sets/\d+/\?version=1$"))
+    expect(page.locator("#set-selection")).to_contain_text(
+        "Include exposures whose median psfMetrics.psf_fwhm over their detectors in campaign psf-qa is > 0.95"
+    )
+    version = DataIdSetVersion.objects.get(dataid_set__name="wide-psf")
+    assert version.count == 4 and version.source["recipe"]["terms"][0]["metric"] == "psfMetrics.psf_fwhm"
+    # The frozen recipe opens in the builder again, metric term and all.
+    page.goto(f"/data/selections/?from={version.pk}")
+    expect(page.locator(".sel-term[data-kind=metric] [data-name=threshold]")).to_have_value("0.95")
+    expect(page.locator("#sel-count")).to_have_text("4")

@@ -346,6 +346,36 @@ def test_a_clone_copies_the_definition_and_steps_as_a_new_draft_owned_by_the_clo
     assert source.steps.count() == 2  # the source keeps its own steps
 
 
+def test_a_clone_gets_its_own_output_collection_derived_from_its_name(owner, other_staff, make_campaign):
+    launched = make_campaign(output_collection="u/alice/w48-minidrp")  # as a launch records it
+    copy = services.campaign_clone(user=other_staff, campaign_id=launched.pk, name="w49-minidrp")
+    assert copy.output_collection == "u/bob/w49-minidrp"  # the cloner's default, as its launch would make it
+    custom = make_campaign(name="hsc-rc2", output_collection="HSC/runs/RC2/hsc-rc2/DM-1234")
+    copy = services.campaign_clone(user=owner, campaign_id=custom.pk, name="hsc-rc2-bis")
+    assert copy.output_collection == "HSC/runs/RC2/hsc-rc2-bis/DM-1234"  # the name replaced where it stood
+    fixed = make_campaign(name="fixed", output_collection="HSC/runs/shared")
+    assert services.campaign_clone(user=owner, campaign_id=fixed.pk, name="again").output_collection == "u/alice/again"
+    chosen = services.campaign_clone(
+        user=owner, campaign_id=fixed.pk, name="chosen", output_collection="HSC/runs/chosen"
+    )
+    assert chosen.output_collection == "HSC/runs/chosen"
+
+
+def test_a_clone_cannot_write_to_the_collection_of_its_source_or_another_campaign(owner, make_campaign):
+    source = make_campaign(output_collection="u/alice/w48-minidrp")
+    make_campaign(name="other", output_collection="u/alice/other-out")
+    for taken in ("u/alice/w48-minidrp", "u/alice/other-out"):
+        before = db_state()
+        with pytest.raises(ValidationError) as excinfo:
+            services.campaign_clone(user=owner, campaign_id=source.pk, name="copy", output_collection=taken)
+        assert "output collection of another campaign" in _errors(excinfo)["output_collection"][0]
+        assert db_state() == before
+    # Not launched yet: the source will write to its default, u/<owner>/<name>.
+    fresh = make_campaign(name="fresh")
+    with pytest.raises(ValidationError):
+        services.campaign_clone(user=owner, campaign_id=fresh.pk, name="copy", output_collection="u/alice/fresh")
+
+
 def test_a_clone_needs_a_free_name(owner, campaign):
     before = db_state()
     with pytest.raises(ValidationError) as excinfo:

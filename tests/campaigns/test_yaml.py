@@ -91,6 +91,20 @@ def test_export_then_import_then_export_is_byte_identical(owner, other_staff, sc
     assert "input_collections:\n- DemoCam/raw/all\n- 'yes'\n- '2024-01-01'\n- 'null'\n" in first
 
 
+def test_crlf_from_a_form_is_stored_and_exported_as_plain_newlines(owner, demo_repo):
+    # What a browser sends from a textarea.
+    campaign = services.campaign_create(
+        user=owner, data=definition(description="# Plan\r\n\r\n- one\r\n- two", scope="tracts 1-3\rand 9")
+    )
+    assert campaign.description == "# Plan\n\n- one\n- two" and campaign.scope == "tracts 1-3\nand 9"
+    exported = campaign_to_yaml(campaign)
+    assert "\r" not in exported and "description: |-\n  # Plan\n\n  - one\n  - two\n" in exported
+    # Text stored before the normalisation (CRLF in the database) is exported the same way.
+    Campaign.objects.filter(pk=campaign.pk).update(description="a\r\nb")
+    campaign.refresh_from_db()
+    assert "description: |-\n  a\n  b\n" in campaign_to_yaml(campaign)
+
+
 def test_export_through_the_api_and_the_page_is_the_same_download(owner, campaign, api):
     via_api = api(owner).get(f"/api/v1/campaigns/{campaign.pk}/export/")
     page = Client()

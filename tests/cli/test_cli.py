@@ -444,8 +444,18 @@ def test_clone_makes_a_draft_copy_owned_by_the_caller(cm, campaign, other_staff)
 
     assert result.returncode == 0, result.stderr
     assert "Cloned w48-minidrp to w49-minidrp" in result.stdout
+    assert "writing to u/bob/w49-minidrp." in result.stdout  # its own, derived from the new name
     clone = Campaign.objects.get(name="w49-minidrp")
-    assert clone.owner == other_staff
+    assert clone.owner == other_staff and clone.output_collection == "u/bob/w49-minidrp"
+    chosen = cm(
+        "campaign", "clone", "w48-minidrp", "w50", "--output-collection", "DemoCam/runs/w50", as_user=other_staff
+    )
+    assert chosen.returncode == 0, chosen.stderr
+    assert Campaign.objects.get(name="w50").output_collection == "DemoCam/runs/w50"
+    refused = cm(
+        "campaign", "clone", "w48-minidrp", "w51", "--output-collection", "DemoCam/runs/w50", as_user=other_staff
+    )
+    assert refused.returncode != 0 and "output collection of another campaign" in refused.stderr
     assert clone.status == "draft"
     assert [s.name for s in clone.steps.order_by("position")] == ["step1", "step2"]
     assert clone.pipeline == campaign.pipeline

@@ -59,3 +59,42 @@ def test_errors_are_one_line(cm, recipe_file, tmp_path, science_user):
     assert "is not JSON" in assert_one_error_line(cm("select", "count", str(broken), as_user=science_user))
     refused = cm("select", "freeze", str(recipe_file), "--name", "x", "--reason", "y", as_user=science_user)
     assert "Only staff members" in assert_one_error_line(refused)
+
+
+def test_a_metric_term_counts_freezes_and_reruns_and_a_private_campaign_stays_hidden(
+    cm, tmp_path, make_campaign, butler_repo, owner, other_staff
+):
+    # make_campaign registers a placeholder "demo" repo: butler_repo (after it) makes it the real one.
+    from metrics.models import MetricValue
+    from tests.metrics import factories
+
+    campaign = make_campaign(name="psf-cli", visibility="private")
+    science = list(Exposure.objects.filter(observation_type="science").order_by("exposure_id"))
+    factories.metric_values(
+        campaign,
+        "psfMetrics.psf_fwhm",
+        {(e.exposure_id, d): 0.6 + 0.1 * i for i, e in enumerate(science) for d in (0, 1)},
+    )
+    recipe = {
+        "repo": "demo",
+        "dimensions": ["exposure"],
+        "terms": [{"metric": "psf_fwhm", "campaign": "psf-cli", "statistic": "max", "op": "<", "threshold": 0.95}],
+    }
+    path = tmp_path / "qa.json"
+    path.write_text(json.dumps(recipe))
+    counted = cm("select", "count", str(path), as_user=owner)
+    assert counted.returncode == 0, counted.stderr
+    assert counted.stdout.splitlines()[0] == "4 data IDs (instrument, exposure) of 20"
+    assert "Include exposures whose max psf_fwhm over their detectors in campaign psf-cli is < 0.95" in counted.stdout
+    frozen = cm("select", "freeze", str(path), "--name", "sharp", "--reason", "PSF < 0.95", as_user=owner)
+    assert frozen.returncode == 0, frozen.stderr
+    MetricValue.objects.filter(campaign=campaign, exposure=science[0].exposure_id).update(value=2.0)
+    diff = json.loads(cm("select", "rerun", "sharp", "--json", as_user=owner).stdout)
+    assert (diff["added"], diff["removed"]) == (0, 1)
+    # bob may not view alice's private campaign: the same error as for a campaign that does not exist.
+    hidden = assert_one_error_line(cm("select", "count", str(path), as_user=other_staff))
+    recipe["terms"][0]["campaign"] = "no-such"
+    path.write_text(json.dumps(recipe))
+    missing = assert_one_error_line(cm("select", "count", str(path), as_user=other_staff))
+    assert "no campaign named 'psf-cli' that you may see" in hidden
+    assert hidden == missing.replace("no-such", "psf-cli")

@@ -214,6 +214,28 @@ response = client.post(
 rerun = json.loads(expect(response, "selection re-run"))
 assert rerun["unchanged"] and rerun["current_count"] == rerun["frozen_count"] == version.count, rerun
 
+# A metric term (median over detectors: percentile_cont, SQLite's aggregate, in a HAVING), frozen and re-run.
+qa = {
+    "repo": exposure.repo.label,
+    "dimensions": ["exposure"],
+    "terms": [{"metric": "psfFwhm", "campaign": a.name, "statistic": "median", "op": "<", "threshold": 0.75}],
+}
+response = client.post("/api/v1/selections/count", data=json.dumps({"recipe": qa}), content_type="application/json")
+answer = json.loads(expect(response, "metric-term selection count"))
+assert answer["count"] == sum(1 for vs in per_exposure.values() if percentile(0.5, vs) < 0.75) > 0, answer
+response = client.post(
+    "/api/v1/selections/freeze",
+    data=json.dumps({"recipe": qa, "name": "smoke-sharp", "reason": "smoke test"}),
+    content_type="application/json",
+)
+frozen = json.loads(expect(response, "metric-term selection freeze", status=201))
+assert frozen["source"]["recipe"]["terms"][0]["metric"] == metric, frozen["source"]
+response = client.post(
+    "/api/v1/selections/rerun", data=json.dumps({"version_id": frozen["version_id"]}), content_type="application/json"
+)
+assert json.loads(expect(response, "metric-term selection re-run"))["unchanged"]
+ok(f"metric term: {answer['count']} exposures with median psfFwhm < 0.75")
+
 # --- the loop back: metric > threshold into a DataID set -------------------------------------------------------
 response = client.post(
     "/metrics/select/",

@@ -151,6 +151,25 @@ def test_a_failed_group_does_not_stop_its_sibling_and_accepting_it_completes_the
     assert campaign.status == CampaignStatus.SUCCEEDED
 
 
+def test_the_metrics_of_a_group_are_ingested_when_it_succeeds_or_is_accepted_not_when_it_fails(
+    launched, owner, monkeypatch, django_capture_on_commit_callbacks
+):
+    from metrics import tasks as metric_tasks
+
+    _campaign, _step1, _step2, g1, g2 = launched
+    sent: list[int] = []
+    monkeypatch.setattr(metric_tasks.group_metrics_ingest, "delay", sent.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        _run(g1, _failed())
+    assert sent == []  # a failed group waits for a person's decision
+    with django_capture_on_commit_callbacks(execute=True):
+        _run(g2, _ok())
+    assert sent == [g2.pk]
+    with django_capture_on_commit_callbacks(execute=True):
+        group_accept(user=owner, group_id=g1.pk, comment="three of four quanta are enough")
+    assert sent == [g2.pk, g1.pk]  # its successful quanta's bundles are ingested like a succeeded group's
+
+
 def test_retry_and_rescue_queue_new_attempts_in_the_same_chain(launched, owner, other_staff):
     _campaign, _, _, g1, _ = launched
     first = _run(g1, _failed())

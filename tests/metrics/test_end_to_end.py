@@ -118,3 +118,48 @@ def test_metrics_are_ingested_after_a_real_run_and_decide_what_the_next_step_pro
     visit_value = MetricValue.objects.get(campaign=campaign, metric="visitPsfMetrics.median_psf_fwhm")
     assert visit_value.data_id_key == f"instrument=DemoCam,visit={keep}"
     assert visit_value.value == pytest.approx(psf[keep], abs=1e-3)
+
+
+def test_the_metrics_of_the_successful_quanta_of_an_accepted_group_are_ingested(
+    make_exec_campaign, owner, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A group with one failing quantum (fault injection) through real BPS + Parsl, accepted as it is: the
+    bundles its three successful quanta wrote are ingested, as a succeeded group's would be."""
+    from campaigns.execution import group_accept
+    from campaigns.tasks import group_run
+    from tests.execution.conftest import CLUSTER_BY_EXPOSURE
+
+    fail = (VISITS[1], 1)
+    sent: list[tuple[str, int]] = []
+    monkeypatch.setattr(group_run, "delay", lambda pk: sent.append(("group_run", pk)))
+    monkeypatch.setattr(metric_tasks.group_metrics_ingest, "delay", lambda pk: sent.append(("ingest", pk)))
+    campaign = make_exec_campaign(
+        data_query=f"{SCIENCE} AND exposure.day_obs = {NIGHT}",
+        steps=[{"name": "step1", "pipeline_subset": "step1"}],
+        bps={
+            "compute_site": "local_threads",
+            "wms": "parsl",
+            "extra": {
+                **CLUSTER_BY_EXPOSURE,
+                "config_overrides": {"step1": {"failDataIds": [f"exposure:{fail[0]},detector:{fail[1]}"]}},
+            },
+        },
+    )
+    campaign = campaign_launch(user=owner, campaign_id=campaign.pk)
+    group = campaign.steps.get().groups.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        run_ready_groups(campaign)
+    group.refresh_from_db()
+    assert group.status == GroupStatus.FAILED and (group.quanta_succeeded, group.quanta_failed) == (3, 1)
+    assert ("ingest", group.pk) not in sent
+    with django_capture_on_commit_callbacks(execute=True):
+        group_accept(user=owner, group_id=group.pk, comment="one detector is fine to lose")
+    assert ("ingest", group.pk) in sent
+    report = metric_tasks.group_metrics_ingest(group.pk)
+    assert (report["created"], report["rejected"]) == (3 * 8, 0)
+    measured = set(
+        MetricValue.objects.filter(campaign=campaign, metric="psfMetrics.psf_fwhm").values_list("exposure", "detector")
+    )
+    assert measured == {(VISITS[0], 0), (VISITS[0], 1), (VISITS[1], 0)}  # not the failed quantum's
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.SUCCEEDED

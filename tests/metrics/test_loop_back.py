@@ -60,14 +60,25 @@ def test_staff_selects_data_ids_above_a_threshold_into_a_set_with_the_recipe(cli
     assert version.dimensions == ["instrument", "detector", "exposure"] or set(version.dimensions) == {
         "instrument", "exposure", "detector",
     }  # fmt: skip
+    # The provenance is a selection recipe whose metric term says what the explorer's form said.
+    assert version.source_kind == "selection"
     assert version.source["recipe"] == {
-        "campaign": "psf-loop",
-        "campaign_id": measured.pk,
-        "metric": "demo.psf_fwhm",
-        "operator": ">",
-        "threshold": 0.95,
-        "filters": {"night_from": 20251122},
-        "whole_exposures": False,
+        "repo": "demo",
+        "dimensions": ["exposure", "detector"],
+        "terms": [
+            {"mode": "include", "kind": "where", "where": "day_obs >= 20251122"},
+            {
+                "mode": "include",
+                "kind": "metric",
+                "metric": "demo.psf_fwhm",
+                "campaign": "psf-loop",
+                "per": "detector",
+                "statistic": "median",
+                "op": ">",
+                "threshold": 0.95,
+            },
+        ],
+        "description": "Selected in the metrics explorer: demo.psf_fwhm > 0.95 in campaign psf-loop.",
     }
     rows = set(version.rows.values_list("exposure", "detector"))
     assert rows == {(E(20251122, 153), d) for d in range(9)}
@@ -133,7 +144,10 @@ def test_staff_stores_the_selection_as_a_reject_tag_table_that_a_selection_exclu
     assert table.polarity == "reject" and table.row_count == 9
     assert "demo.psf_fwhm > 0.95 in campaign psf-loop" in table.purpose and "PSF too wide" in table.purpose
     event = TagTableEvent.objects.get(table=table, action="selected_from_metric")
-    assert event.detail["recipe"]["threshold"] == 0.95 and event.detail["recipe"]["filters"] == {"night_from": 20251122}
+    where, term = event.detail["recipe"]["terms"]
+    assert where["where"] == "day_obs >= 20251122" and (term["kind"], term["op"], term["threshold"]) == (
+        "metric", ">", 0.95,
+    )  # fmt: skip
     assert table.row_changes.count() == 9  # written through the tag-table service, with history
     page = client.get(reverse("tagging:tagtable", args=[table.pk]))
     assert "9 data IDs stored in the reject tag table wide-psf" in page.content.decode()
@@ -159,3 +173,66 @@ def test_a_reject_table_selection_that_matches_nothing_stores_nothing(owner, mea
             user=owner, query=query, campaign=measured, operator="gt", threshold=99.0, name="none", reason="r"
         )
     assert not TagTable.objects.exists()
+
+
+def test_a_threshold_selection_is_rerun_and_diffed_like_any_selection(client, owner, measured):
+    from metrics.models import MetricValue
+    from tagging.selection.services import selection_rerun
+
+    response = post(client, owner, form(measured, night_from="20251122", whole_exposures="on"))
+    assert response.status_code == 302
+    version = DataIdSet.objects.get(name="bad-psf").versions.get()
+    assert set(version.rows.values_list("exposure", flat=True)) == {E(20251122, 153)}  # any detector > 0.95
+    assert selection_rerun(user=owner, version_id=version.pk)["unchanged"]
+    # The campaign's values change (a re-measurement): the re-run says what the recipe selects now.
+    MetricValue.objects.filter(campaign=measured, exposure=E(20251122, 152), detector=4).update(value=1.5)
+    diff = selection_rerun(user=owner, version_id=version.pk)
+    assert (diff["added"], diff["removed"]) == (1, 0)
+    assert diff["added_examples"] == [{"instrument": "DemoCam", "exposure": E(20251122, 152)}]
+    page = client.get(reverse("tagging:selection-rerun", args=[version.dataid_set_id]))
+    assert page.status_code == 200 and "demo.psf_fwhm" in page.content.decode()
+
+
+def test_the_explorers_filters_become_terms_of_the_recipe(owner, measured):
+    version = services.metric_selection_create(
+        user=owner,
+        query=MetricQuery(
+            [measured], "demo.psf_fwhm", band="r", night_from=20251121, night_to=20251122, step="step1",
+            value_min=0.5, value_max=1.2,
+        ),
+        campaign=measured,
+        operator="gt",
+        threshold=0.75,
+        name="median-psf",
+        reason="r band",
+        whole_exposures=True,
+        statistic="median",
+    )  # fmt: skip
+    where, above, low, high = version.source["recipe"]["terms"]
+    assert where["where"] == "band = 'r' AND day_obs >= 20251121 AND day_obs <= 20251122"
+    assert (above["per"], above["statistic"], above["op"], above["step"]) == ("exposure", "median", ">", "step1")
+    assert (low["op"], low["threshold"], high["op"], high["threshold"]) == (">=", 0.5, "<=", 1.2)
+    # Medians above 0.75 (and within [0.5, 1.2]): seq 151 (0.804), 152 (0.904), 153 (1.004; its NaN skipped),
+    # of those the r-band exposures.
+    from tagging.models import Exposure
+
+    red = set(Exposure.objects.filter(band="r", observation_type="science").values_list("exposure_id", flat=True))
+    expected = {E(n, s) for n in (20251121, 20251122) for s in (151, 152, 153)} & red
+    assert expected and set(version.rows.values_list("exposure", flat=True)) == expected
+
+
+def test_whole_exposures_with_a_detector_filter_is_refused_with_the_reason(owner, measured):
+    from core.errors import InputError
+
+    with pytest.raises(InputError, match="clear the detector filter"):
+        services.metric_selection_create(
+            user=owner,
+            query=MetricQuery([measured], "demo.psf_fwhm", detector=3),
+            campaign=measured,
+            operator="gt",
+            threshold=0.75,
+            name="x",
+            reason="y",
+            whole_exposures=True,
+        )
+    assert not DataIdSet.objects.exists()

@@ -81,18 +81,6 @@ def test_comparison_matches(campaign_a, campaign_b):
     assert len(portable.comparison(query, 10, 3, 12).pairs) == pytest.approx(len(thinned.pairs), abs=1)
 
 
-@pytest.mark.parametrize(("operator", "threshold", "whole"), [("lt", 0.7115, False), ("gt", 0.745, True)])
-def test_threshold_data_ids_match(campaign_a, operator, threshold, whole):
-    query = MetricQuery([campaign_a], "demo.psf_fwhm")
-    expected = selectors.metric_threshold_data_ids(
-        query=query, campaign=campaign_a, operator=operator, threshold=threshold, whole_exposures=whole
-    )
-    assert portable.threshold_data_ids(query, campaign_a.pk, operator, threshold, whole) == expected
-    assert expected[1]
-    with pytest.raises(ValueError, match="operator"):
-        portable.threshold_data_ids(query, campaign_a.pk, "le", 1.0, whole)
-
-
 def test_sqlite_functions_match_postgresql():
     """The functions registered on SQLite connections answer as PostgreSQL's built-ins do."""
     values = [3.5, 1.0, 7.25, 2.0, 9.0, 4.75]

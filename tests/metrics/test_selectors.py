@@ -101,21 +101,6 @@ def test_comparison_pairs_the_same_data_ids_and_finds_the_largest_change(campaig
     assert len(thinned.pairs) == 71 // 8  # every 8th pair
 
 
-def test_threshold_data_ids_are_distinct_and_leave_nan_out(campaign_a):
-    q = MetricQuery([campaign_a], "demo.psf_fwhm", night_from=20251121, night_to=20251121)
-    dims, records = selectors.metric_threshold_data_ids(query=q, campaign=campaign_a, operator="lt", threshold=0.7115)
-    assert dims == ["instrument", "exposure", "detector"]
-    # seq 1 of the first night: detector 0 is NaN, detector 1 is 0.711.
-    assert records == [{"instrument": "DemoCam", "exposure": E(20251121, 1), "detector": 1}]
-    dims, records = selectors.metric_threshold_data_ids(
-        query=q, campaign=campaign_a, operator="gt", threshold=0.73, whole_exposures=True
-    )
-    assert dims == ["instrument", "exposure"]
-    assert records == [{"instrument": "DemoCam", "exposure": E(20251121, s)} for s in (3, 4)]
-    with pytest.raises(ValueError):
-        selectors.metric_threshold_data_ids(query=q, campaign=campaign_a, operator="le", threshold=1)
-
-
 def test_overview_counts_states_progress_failures_and_run_times(campaign, owner):
     made = factories.execution_rows(campaign, user=owner)
     overview = selectors.campaign_overview(campaign=campaign)
@@ -123,11 +108,13 @@ def test_overview_counts_states_progress_failures_and_run_times(campaign, owner)
     assert {k: v for k, v in overview.states.items() if v} == {
         "succeeded": 2, "failed": 1, "running": 1, "waiting": 1,
     }  # fmt: skip
+    # The groups ran one after the other (a change every 5 minutes): one was running at a time, never four.
     series = {s.state: s for s in overview.progress}
-    assert series["running"].counts == [1, 2, 3, 4]
-    assert series["succeeded"].counts == [1, 2]
-    assert series["failed"].counts == [1]
-    assert series["succeeded"].times == sorted(series["succeeded"].times)
+    assert series["running"].counts == [1, 0, 1, 0, 1, 0, 1]
+    assert series["succeeded"].counts == [1, 2, 2]  # carried on to the last change
+    assert series["failed"].counts == [1, 1]
+    minutes = [int((t - factories.START).total_seconds() // 60) for t in series["running"].times]
+    assert minutes == [0, 5, 10, 15, 20, 25, 30]
     assert overview.failures_by_task == [("isr", 2), ("calibrate", 1)]
     assert overview.failures_by_rule == [("isr /timeout/ → auto-retry", 2), ("no rule matched", 1)]
     assert overview.failed_quanta == 3

@@ -103,9 +103,12 @@ def test_explorer_draws_histogram_time_sky_and_focal_plane_with_exposure_urls(cl
     assert set(figures) == {"histogram", "time", "sky", f"focal-{campaign_a.pk}", f"focal-{campaign_b.pk}"}
     assert [t["type"] for t in figures["histogram"]["data"]] == ["bar", "bar"]
     time = figures["time"]["data"]
-    assert [t["type"] for t in time] == ["scattergl", "scattergl"]
-    exposure_page = reverse("tagging:exposure", args=["demo", E(20251121, 1)])
-    assert exposure_page in time[0]["customdata"]
+    # Coloured by band (g and r), one marker shape per campaign.
+    assert {t["type"] for t in time} == {"scattergl"} and len(time) == 4
+    assert [t["name"] for t in time] == ["psf-a: g", "psf-a: r", "psf-b: g", "psf-b: r"]
+    assert len({t["marker"]["color"] for t in time}) == 2 and len({t["marker"]["symbol"] for t in time}) == 2
+    exposure_page = reverse("tagging:exposure", args=["demo", E(20251121, 1)])  # an r-band exposure
+    assert exposure_page in time[1]["customdata"]
     assert figures[f"focal-{campaign_a.pk}"]["data"][0]["type"] == "heatmap"
     assert b'id="select-form"' in response.content  # staff may select
     assert b"vendor/plotly.min.js" in response.content
@@ -176,7 +179,9 @@ def test_dashboard_query_counts_do_not_grow_with_the_data(
             assert sum(sum(t["y"]) for t in figures_of(response)["histogram"]["data"]) == 71 + 90 + 71
 
 
-PINNED = {"explorer": 15, "explorer_cached": 8, "compare": 12, "overview": 11}
+# The explorer and the comparison open on the most measured metric (one query of the rollups); the overview
+# reads the group transitions once.
+PINNED = {"explorer": 16, "explorer_cached": 9, "compare": 13, "overview": 10}
 
 
 def test_plotly_is_served_from_the_project_bundle_not_a_cdn(client, owner):
@@ -200,3 +205,25 @@ def test_the_plotly_bundle_holds_every_trace_type_the_dashboards_draw(client, ow
             drawn |= {trace.get("type", "scatter") for trace in figure["data"]}
     assert {"scattergl", "heatmap", "bar", "box"} <= drawn  # the pages really drew these
     assert drawn <= bundled, f"rebuild the bundle (scripts/plotly_bundle) with {sorted(drawn - bundled)}"
+
+
+def test_the_explorer_opens_on_the_most_measured_metric_then_on_the_one_chosen_last(
+    client, owner, make_campaign, mirror
+):
+    campaign = make_campaign(name="two-metrics")
+    factories.metric_values(campaign, "a.rare_diagnostic", {(E(20251121, 1), 0): 1.0})
+    factories.metric_values(campaign, "b.psf_fwhm", {(E(20251121, s), d): 0.7 for s in (1, 2) for d in range(9)})
+    c = client_for(client, owner)
+    url = reverse("metrics:explorer") + f"?campaign={campaign.pk}"
+    response = c.get(url)
+    assert response.context["metric"] == "b.psf_fwhm"  # not the alphabetically first
+    assert "Opened on the metric with the most values in this campaign (18)" in response.content.decode()
+    chosen = c.get(url + "&metric=a.rare_diagnostic")
+    assert chosen.context["metric"] == "a.rare_diagnostic" and 'id="metric-reason"' not in chosen.content.decode()
+    again = c.get(url)
+    assert again.context["metric"] == "a.rare_diagnostic"
+    assert "Opened on the metric you looked at last" in again.content.decode()
+    # Campaigns that never measured the remembered metric open on their own most measured one.
+    other = make_campaign(name="other-metrics")
+    factories.metric_values(other, "c.sky", {(E(20251121, 1), 0): 3.0})
+    assert c.get(reverse("metrics:explorer") + f"?campaign={other.pk}").context["metric"] == "c.sky"

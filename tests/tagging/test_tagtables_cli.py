@@ -144,3 +144,34 @@ def test_python_client_methods(live_server, owner, butler_repo):
     assert [h["action"] for h in client.tag_row_history("templates", key=key_of(152))] == ["create"]
     assert client.delete_tag_rows("templates", [key_of(152)], reason="wrong night") == {"deleted": 1}
     assert client.tag_rows("templates") == []
+
+
+def test_adding_a_row_that_exists_is_refused_with_its_values_unless_update(cm, api, owner, butler_repo):
+    assert create(cm, owner).returncode == 0
+    added = cm("tags", "add", "psf-wonky", "obs_id=DC_O_20251121_000150", "seeing=1.4", "quality=wonky", as_user=owner)
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.strip() == f"psf-wonky: {key_of(150)} added."
+    again = cm("tags", "add", "psf-wonky", f"exposure={exposure_id(150)}", "seeing=0.9", as_user=owner)
+    line = assert_one_error_line(again)
+    assert f"{key_of(150)} already has a row (seeing=1.4, quality=wonky); nothing was stored." in line
+    assert "Add --update to change it." in line
+    row = TagRow.objects.get(key=key_of(150))
+    assert row.values["c1"] == 1.4
+    updated = cm("tags", "add", "psf-wonky", f"exposure={exposure_id(150)}", "seeing=0.9", "--update", as_user=owner)
+    assert updated.returncode == 0 and updated.stdout.strip() == f"psf-wonky: {key_of(150)} updated."
+    row.refresh_from_db()
+    assert row.values["c1"] == 0.9
+    # The API: 409 with the stored row, and nothing stored.
+    table = TagTable.objects.get(name="psf-wonky")
+    response = api(owner).post(
+        f"/api/v1/tag-tables/{table.pk}/rows/",
+        {"rows": [{"exposure": exposure_id(150), "seeing": 2.0}], "on_existing": "refuse"},
+        format="json",
+    )
+    assert response.status_code == 409
+    body = response.json()
+    assert body["code"] == "row_exists" and body["existing_total"] == 1
+    assert body["existing"][0]["data_id"] == {"instrument": "DemoCam", "exposure": exposure_id(150)}
+    assert body["existing"][0]["values"] == {"seeing": 0.9, "quality": "wonky"}
+    row.refresh_from_db()
+    assert row.values["c1"] == 0.9

@@ -269,3 +269,31 @@ def test_visit_name_is_an_alternate_key(butler_repo, owner):
     upsert(table, owner, [{"visit": visit.obs_id, "note": "named by its visit name"}])
     row = table.rows.get()
     assert row.visit == visit.visit_id and row.key == f"instrument=DemoCam,visit={visit.visit_id}"
+
+
+def test_adding_a_row_whose_data_id_has_one_is_a_conflict_with_the_stored_values(table, owner):
+    upsert(table, owner, [{"exposure": exposure_id(150), "seeing": 1.2, "quality": "wonky"}], reason="night log")
+    before = list(TagRowChange.objects.values_list("pk", flat=True))
+    with pytest.raises(ConflictError) as caught:
+        # by obs_id: the same data ID as the stored row
+        upsert(
+            table,
+            owner,
+            [{"obs_id": "DC_O_20251121_000150", "seeing": 0.8}, {"exposure": exposure_id(151), "seeing": 0.9}],
+            on_existing="refuse",
+        )
+    assert str(caught.value).startswith(f"{key_of(150)} already has a row (seeing=1.2, quality=wonky)")
+    assert caught.value.extra["code"] == "row_exists" and caught.value.extra["existing_total"] == 1
+    (existing,) = caught.value.extra["existing"]
+    assert existing["key"] == key_of(150) and existing["values"]["seeing"] == 1.2
+    assert existing["updated_by"] == "alice"
+    # Nothing stored, not even the new row beside it.
+    assert values_of(table, key_of(150))["seeing"] == 1.2 and not table.rows.filter(key=key_of(151)).exists()
+    assert list(TagRowChange.objects.values_list("pk", flat=True)) == before
+    # Chosen: update.
+    result = upsert(table, owner, [{"obs_id": "DC_O_20251121_000150", "seeing": 0.8}], on_existing="update")
+    assert (result.created, result.updated) == (0, 1) and values_of(table, key_of(150))["seeing"] == 0.8
+    # A new data ID is simply added.
+    assert upsert(table, owner, [{"exposure": exposure_id(151), "seeing": 0.9}], on_existing="refuse").created == 1
+    with pytest.raises(InputError, match="on_existing"):
+        upsert(table, owner, [{"exposure": exposure_id(152), "seeing": 0.9}], on_existing="merge")

@@ -87,6 +87,11 @@ def yaml_limits() -> Limits:
     return limits(_setting("CM_YAML_MAX_BYTES", 1024 * 1024), "CM_YAML_MAX_BYTES")
 
 
+def import_limits() -> Limits:
+    """Files read whole (an exposure-log export is imported all or nothing)."""
+    return limits(_setting("CM_IMPORT_MAX_BYTES", 64 * 1024 * 1024), "CM_IMPORT_MAX_BYTES")
+
+
 def upload_max_rows() -> int:
     return _setting("CM_UPLOAD_MAX_ROWS", 1_000_000)
 
@@ -397,15 +402,18 @@ def json_check(data: bytes, limits: Limits) -> None:
         limiter.feed(bytes(view[start : start + (1 << 16)]))
 
 
-def json_loads(data: bytes | str, limits: Limits | None = None) -> Any:
+def json_loads(data: bytes | str, limits: Limits | None = None, *, allow_nan: bool = False) -> Any:
     """One JSON document, scanned first and then parsed: ``LimitExceeded`` for a limit passed, ``ValueError``
-    (with the usual ``json`` message) for JSON that is not valid, NaN and Infinity included."""
+    (with the usual ``json`` message) for JSON that is not valid, integers beyond 64 bits included, and NaN
+    and Infinity unless ``allow_nan`` (metric bundles written by Python hold them; they are stored as null)."""
     import json
 
     limits = limits or request_limits()
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
     json_check(raw, limits)
     text = data if isinstance(data, str) else raw.decode("utf-8")
+    if allow_nan:
+        return json.loads(text, parse_int=_int64)
     return json.loads(text, parse_constant=_no_constant, parse_int=_int64, parse_float=_finite)
 
 

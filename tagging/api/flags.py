@@ -111,7 +111,7 @@ class FlagViewSet(NoFilterBackends, viewsets.GenericViewSet):
         serializer = FlagImportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         d = serializer.validated_data
-        data = d["file"].read() if "file" in d else d["messages"]
+        data = d["file"] if "file" in d else d["messages"]
         return Response(flag_services.flag_import(user=request.user, repo_label=d["repo"], data=data))
 
 

@@ -33,6 +33,7 @@ import lzma
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import IO, Any
 
@@ -508,7 +509,8 @@ def decompressed_path(path: str, limits: Limits, *, what: str = "the file") -> s
             f"{what} is compressed with {kind}, which is not accepted here; upload it plain or gzip-compressed",
             where="file",
         )
-    opener = {"gzip": gzip.open, "bzip2": bz2.open, "xz": lzma.open}[kind]
+    openers: dict[str, Callable[..., Any]] = {"gzip": gzip.open, "bzip2": bz2.open, "xz": lzma.open}
+    opener = openers[kind]
     handle, out_path = tempfile.mkstemp(suffix=".decompressed")
     total = 0
     try:

@@ -22,10 +22,12 @@ a tag-table ``column`` or a ``metric`` (numeric values split into ``bins`` quant
 
 from __future__ import annotations
 
+import math
 import secrets
 from typing import Any
 
 from core.errors import InputError
+from core.limits import INT64_MAX, INT64_MIN
 
 DIMENSION_CHOICES = (("exposure",), ("exposure", "detector"), ("visit",), ("visit", "detector"))
 TERM_KINDS = ("where", "dataid_set", "tag_table", "flags", "bad_data")
@@ -138,7 +140,7 @@ def _term(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
         if (
             version is not None
             and version != "latest"
-            and (not isinstance(version, int) or isinstance(version, bool) or version < 1)
+            and (not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= INT64_MAX)
         ):
             problems.add(f"{path}.version", f"must be a version number (1, 2, ...) or 'latest', got {version!r}.")
         term["version"] = None if version in (None, "latest") else version
@@ -156,6 +158,13 @@ def _term(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
 def _number(value: Any, path: str, problems: _Problems, *, integer: bool) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not isinstance(value, int)):
         problems.add(path, f"must be {'an integer' if integer else 'a number'}, got {value!r}.")
+        return None
+    # Numbers go into SQL (LIMIT, hashes, comparisons): a bigint at most, never NaN or infinity.
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        problems.add(path, "is out of range (a 64-bit integer).")
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.add(path, f"must be a finite number, got {value!r}.")
         return None
     return value
 

@@ -142,9 +142,12 @@ class JsonLimiter:
     limits to one row (or to the document). The scan follows string boundaries exactly for valid JSON; on
     invalid JSON the parser fails at the first bad byte anyway, which it only sees after this scan."""
 
-    def __init__(self, limits: Limits, *, rows_at: int = 0):
+    def __init__(self, limits: Limits, *, rows_at: int = 0, whole_is_row: bool = False):
         self.limits = limits
         self.rows_at = rows_at
+        # Elements are counted per row (CM_INPUT_MAX_ROW_ELEMENTS) in a list of rows, or for a document that
+        # is itself one row (a JSON line); else for the whole document (CM_INPUT_MAX_ELEMENTS).
+        self.per_row = bool(rows_at) or whole_is_row
         self.reset()
 
     def reset(self) -> None:
@@ -203,6 +206,13 @@ class JsonLimiter:
         count = np.cumsum(quote, dtype=np.int64)
         inside = ((count - quote + self.in_string) & 1).astype(bool)
 
+        # Structure outside strings: depth after each bracket, comma and colon.
+        outside = ~inside & (k <= _COLON)
+        sk = k[outside]
+        sp = pos[outside]
+        delta = (sk == _OPEN).astype(np.int64) - (sk == _CLOSE)
+        depth = self.depth + np.cumsum(delta)
+
         # String lengths (bytes between the quotes, escapes as written).
         qglobal = pos[quote] + self.offset
         if self.in_string:
@@ -214,27 +224,26 @@ class JsonLimiter:
         lengths = closes - starts[: len(closes)]
         if len(lengths) and int(lengths.max()) > lim.max_string:
             first = int(np.flatnonzero(lengths > lim.max_string)[0])
-            self._fail(data, int(starts[first]) + lim.max_string - self.offset, "string", lim.max_string)
+            at = int(starts[first]) + lim.max_string - self.offset
+            self._row_index_to(sk, sp, depth, at)
+            self._fail(data, at, "string")
         if len(starts) > len(closes):
             self.string_start = int(starts[-1])
             if self.offset + n - self.string_start > lim.max_string:
-                self._fail(data, self.string_start + lim.max_string - self.offset, "string", lim.max_string)
+                at = self.string_start + lim.max_string - self.offset
+                self._row_index_to(sk, sp, depth, at)
+                self._fail(data, at, "string")
             self.in_string = True
         else:
             self.in_string = False
-
-        # Structure outside strings.
-        outside = ~inside & (k <= _COLON)
-        sk = k[outside]
         if not len(sk):
             self._advance(data)
             return
-        sp = pos[outside]
-        delta = (sk == _OPEN).astype(np.int64) - (sk == _CLOSE)
-        depth = self.depth + np.cumsum(delta)
+
         if int(depth.max()) > lim.max_depth:
             first = int(np.flatnonzero(depth > lim.max_depth)[0])
-            self._fail(data, int(sp[first]), "depth", lim.max_depth)
+            self._row_index_to(sk, sp, depth, int(sp[first]))
+            self._fail(data, int(sp[first]), "depth")
 
         rows_at = self.rows_at
         element = ((sk == _OPEN) | (sk == _COMMA) | (sk == _COLON)) & (depth > rows_at)
@@ -250,27 +259,26 @@ class JsonLimiter:
         last_b = np.maximum.accumulate(np.where(boundary, np.arange(len(sk)), -1))
         base = np.where(last_b >= 0, elements[np.maximum(last_b, 0)], -self.row_elements)
         in_row = elements - base
-        max_elements = lim.max_row_elements if rows_at else lim.max_elements
+        max_elements = lim.max_row_elements if self.per_row else lim.max_elements
         if int(in_row.max()) > max_elements:
             first = int(np.flatnonzero(in_row > max_elements)[0])
-            self._row_index_at(sk, depth, first)
-            self._fail(data, int(sp[first]), "row_elements" if rows_at else "elements", max_elements)
+            self._row_index_to(sk, sp, depth, int(sp[first]))
+            self._fail(data, int(sp[first]), "row_elements" if self.per_row else "elements")
         if rows_at:
             # Bytes of each row that ends here, and of the row still open at the end of the block.
             ends = sp[b_index] + self.offset
             starts_b = np.concatenate(([self.row_start], ends[:-1]))
             long_rows = np.flatnonzero(ends - starts_b > lim.max_row_bytes)
             if len(long_rows):
-                first = int(b_index[long_rows[0]])
-                self._row_index_at(sk, depth, first)
-                self._fail(data, int(starts_b[long_rows[0]]) + lim.max_row_bytes - self.offset, "row_bytes")
+                at = int(starts_b[long_rows[0]]) + lim.max_row_bytes - self.offset
+                self._row_index_to(sk, sp, depth, int(sp[b_index[long_rows[0]]]) - 1)
+                self._fail(data, at, "row_bytes")
             if len(b_index):
                 self.row_start = int(ends[-1])
                 self.row_elements = int(elements[-1] - elements[b_index[-1]])
+                self._row_index_to(sk, sp, depth, n)
             else:
                 self.row_elements += int(elements[-1])
-            if len(b_index):
-                self._row_index_at(sk, depth, len(sk) - 1)
             self.depth = int(depth[-1])
             if self.depth >= rows_at and self.offset + n - self.row_start > lim.max_row_bytes:
                 self._fail(data, self.row_start + lim.max_row_bytes - self.offset, "row_bytes")
@@ -279,21 +287,24 @@ class JsonLimiter:
         self.depth = int(depth[-1])
         self._advance(data)
 
-    def _row_index_at(self, sk, depth, upto: int) -> None:
-        if self.rows_at:
-            head_open = (sk[: upto + 1] == _OPEN) & (depth[: upto + 1] == self.rows_at)
-            commas = (sk[: upto + 1] == _COMMA) & (depth[: upto + 1] == self.rows_at)
-            if head_open.any():
-                after = int(np.flatnonzero(head_open)[-1])
-                self.row_index = int(np.count_nonzero(commas[after:]))
-            else:
-                self.row_index = max(self.row_index, 0) + int(np.count_nonzero(commas))
+    def _row_index_to(self, sk, sp, depth, at: int) -> None:
+        """Set ``row_index`` to the row that holds local position ``at`` (the boundaries before it count)."""
+        if not self.rows_at or not len(sk):
+            return
+        upto = int(np.searchsorted(sp, at, side="right"))
+        head_open = (sk[:upto] == _OPEN) & (depth[:upto] == self.rows_at)
+        commas = (sk[:upto] == _COMMA) & (depth[:upto] == self.rows_at)
+        if head_open.any():
+            after = int(np.flatnonzero(head_open)[-1])
+            self.row_index = int(np.count_nonzero(commas[after:]))
+        else:
+            self.row_index = max(self.row_index, 0) + int(np.count_nonzero(commas))
 
     def _advance(self, data: bytes) -> None:
         self.offset += len(data)
         self.lines += data.count(b"\n")
 
-    def _fail(self, data: bytes, at: int, kind: str, limit: int | None = None) -> None:
+    def _fail(self, data: bytes, at: int, kind: str) -> None:
         lim = self.limits
         where = self.where(data, at)
         if kind == "depth":
@@ -393,17 +404,18 @@ def _int64(text: str) -> int:
     return check_int64(int(text))
 
 
-def json_check(data: bytes, limits: Limits) -> None:
-    """Scan a whole JSON document (bytes) against the limits; raise ``LimitExceeded``."""
+def json_check(data: bytes, limits: Limits, *, row: bool = False) -> None:
+    """Scan a whole JSON document (bytes) against the limits (``row``: it is one row, such as a JSON line);
+    raise ``LimitExceeded``."""
     if len(data) > limits.max_bytes:
         raise size_exceeded(limits)
-    limiter = JsonLimiter(limits)
+    limiter = JsonLimiter(limits, whole_is_row=row)
     view = memoryview(data)
     for start in range(0, len(data), 1 << 16):
         limiter.feed(bytes(view[start : start + (1 << 16)]))
 
 
-def json_loads(data: bytes | str, limits: Limits | None = None, *, allow_nan: bool = False) -> Any:
+def json_loads(data: bytes | str, limits: Limits | None = None, *, allow_nan: bool = False, row: bool = False) -> Any:
     """One JSON document, scanned first and then parsed: ``LimitExceeded`` for a limit passed, ``ValueError``
     (with the usual ``json`` message) for JSON that is not valid, integers beyond 64 bits included, and NaN
     and Infinity unless ``allow_nan`` (metric bundles written by Python hold them; they are stored as null)."""
@@ -411,7 +423,7 @@ def json_loads(data: bytes | str, limits: Limits | None = None, *, allow_nan: bo
 
     limits = limits or request_limits()
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
-    json_check(raw, limits)
+    json_check(raw, limits, row=row)
     text = data if isinstance(data, str) else raw.decode("utf-8")
     if allow_nan:
         return json.loads(text, parse_int=_int64)

@@ -263,7 +263,6 @@ def read_records(stream: IO[bytes], limits: Limits | None = None) -> Iterator[tu
         return
     if first != b"{":
         raise FormatError(f"Expected a JSON list or JSON lines of records, not something starting with {first!r}.")
-    line_limits = replace(limits, max_elements=limits.max_row_elements)
     bounded = limited_stream(stream, limits)
     number = 0
     try:
@@ -280,7 +279,7 @@ def read_records(stream: IO[bytes], limits: Limits | None = None) -> Iterator[tu
             if not text:
                 continue
             try:
-                yield f"line {number}", json_loads(text, line_limits, allow_nan=True)
+                yield f"line {number}", json_loads(text, limits, allow_nan=True, row=True)
             except LimitExceeded as exc:
                 raise LimitExceeded(exc.kind, exc.description, where=f"line {number}", limit=exc.limit,
                                     setting=exc.setting) from exc  # fmt: skip

@@ -36,6 +36,7 @@ ASTROPY_FORMATS = {
     "fits": "fits",
 }
 FORMATS = ("json", "csv", *ASTROPY_FORMATS)
+PARQUET_BATCH_ROWS = 1024
 METADATA_KEYS_MAX = 100  # scalar keys beside "data_ids" in a JSON object (kept as provenance)
 
 
@@ -360,15 +361,25 @@ def _read_table(path: str, fmt: str, limits: Limits, max_rows: int | None) -> It
         _check_shape(meta.num_rows, decoded, meta.num_columns, limits, max_rows)
         if meta.num_rows == 0:
             raise ReadError("The table has no rows.")
+        # Dictionary-encoded values are small in the metadata and large once decoded (one value repeated in
+        # every row): the decoded bytes are counted batch by batch too.
         number = 0
+        decoded = 0
         try:
-            for batch in parquet.iter_batches(batch_size=16_384):
+            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+                decoded += batch.nbytes
+                if decoded > limits.max_bytes:
+                    raise LimitExceeded(
+                        "bytes",
+                        f"the table's data is more than {limits.max_bytes:,} bytes once decoded",
+                        where=f"row {number + batch.num_rows}",
+                        limit=limits.max_bytes,
+                        setting=limits.bytes_setting,
+                    )
                 for values in batch.to_pylist():
                     number += 1
                     yield f"row {number}", _checked_values(values, f"row {number}", limits)
-        except ReadError:
-            raise
-        except LimitExceeded:
+        except (ReadError, LimitExceeded):
             raise
         except Exception as exc:
             raise ReadError(f"pyarrow could not read this PARQUET file: {exc}", f"row {number + 1}") from exc

@@ -111,7 +111,10 @@ def _rows_from(source: UploadSource, checker: DataIdChecker):
         fmt = guess_format(source.filename, source.format)
         limit = settings.CM_DATAID_UPLOAD_MAX_BYTES
         if source.size is not None and source.size > limit:
-            message = f"{source.filename} is {source.size:,} bytes; DataID uploads may be at most {limit:,} bytes."
+            message = (
+                f"{source.filename} is {source.size:,} bytes; DataID uploads may be at most {limit:,} bytes "
+                "(CM_DATAID_UPLOAD_MAX_BYTES)."
+            )
             raise InputError(message, [{"where": "file", "key": "", "message": message}], 1, field="file")
         if source.size == 0:
             message = f"{source.filename} is empty."

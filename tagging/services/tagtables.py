@@ -851,7 +851,10 @@ def tag_rows_upload(
     limit = getattr(settings, "CM_DATAID_UPLOAD_MAX_BYTES", None)
     size = getattr(stream, "size", None)
     if limit and size and size > limit:
-        raise InputError(f"{filename} is {size:,} bytes; uploads may be at most {limit:,} bytes.", field="file")
+        raise InputError(
+            f"{filename} is {size:,} bytes; uploads may be at most {limit:,} bytes (CM_DATAID_UPLOAD_MAX_BYTES).",
+            field="file",
+        )
     checker = _RowChecker(table, partial=True)
     reader = io.BufferedReader(_Raw(stream), 1 << 16)
     try:

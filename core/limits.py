@@ -398,10 +398,11 @@ def _finite(text: str) -> float:
 
 def _int64(text: str) -> int:
     digits = text.lstrip("-")
-    if len(digits) > 19:
+    value = int(text) if len(digits) <= 19 else None
+    if value is None or not INT64_MIN <= value <= INT64_MAX:
         shown = text if len(text) <= 30 else f"{text[:20]}... ({len(digits)} digits)"
         raise ValueError(f"the integer {shown} is out of range (a 64-bit integer)")
-    return check_int64(int(text))
+    return value
 
 
 def json_check(data: bytes, limits: Limits, *, row: bool = False) -> None:

@@ -366,7 +366,8 @@ def _read_table(path: str, fmt: str, limits: Limits, max_rows: int | None) -> It
         number = 0
         decoded = 0
         try:
-            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            for read in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+                batch = _dictionary_decoded(read)
                 decoded += batch.nbytes
                 if decoded > limits.max_bytes:
                     raise LimitExceeded(
@@ -416,6 +417,16 @@ def _read_table(path: str, fmt: str, limits: Limits, max_rows: int | None) -> It
                 value = value.decode("utf-8", "replace")
             values[name] = value
         yield f"row {i + 1}", _checked_values(values, f"row {i + 1}", limits)
+
+
+def _dictionary_decoded(batch):
+    """The batch with dictionary columns decoded, so its ``nbytes`` is what its rows cost."""
+    import pyarrow as pa
+
+    if not any(pa.types.is_dictionary(column.type) for column in batch.columns):
+        return batch
+    columns = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 def _checked_values(values: dict[str, Any], where: str, limits: Limits) -> dict[str, Any]:

@@ -643,7 +643,10 @@ def test_a_metric_data_id_beyond_64_bits_is_a_problem_and_infinite_values_are_nu
     report = response.json()
     problems = {(p["where"], p["key"]): p["message"] for p in report["problems"]}
     assert "out of range (a 64-bit integer)" in problems[("line 1", "exposure")]
-    assert "the integer 10000000000000000000... (401 digits) is out of range (a 64-bit integer)" in problems[("line 3", "")]
+    assert (
+        "the integer 10000000000000000000... (401 digits) is out of range (a 64-bit integer)"
+        in problems[("line 3", "")]
+    )
     assert MetricValue.objects.get().value is None  # line 2: infinity is stored as null, as documented
 
 

@@ -1,10 +1,10 @@
-"""Request parsers shared by the API, each reading at most the body it accepts.
+"""Request parsers shared by the API (the defaults of REST_FRAMEWORK and every view's ``parser_classes``).
 
-DRF's own JSON and form parsers read the whole body whatever its size (Django's
-``DATA_UPLOAD_MAX_MEMORY_SIZE`` only guards ``request.body``), and ``json`` recurses, so a deeply nested
-body is a ``RecursionError``. These read at most ``CM_REQUEST_MAX_BYTES`` (the YAML parser
-``CM_YAML_MAX_BYTES``) and scan JSON against ``core.limits`` before parsing it: a limit passed is a 400
-naming it.
+``json`` recurses, so a deeply nested body was a ``RecursionError`` (a 500), and DRF's JSON parser accepts
+NaN-free JSON of any depth, length and integer size. These scan JSON against ``core.limits`` before parsing
+it (a limit passed is a 400 naming it), refuse integers beyond 64 bits, and read at most
+``CM_REQUEST_MAX_BYTES`` themselves (DRF 3.18 hands JSON and form parsers ``request.body``, which Django
+bounds by the same setting; the YAML parser reads the stream and stops at ``CM_YAML_MAX_BYTES``).
 """
 
 from __future__ import annotations

@@ -60,6 +60,9 @@ def run(reader, path):
         from core.parsers import JSONParser
         with open(path, "rb") as f:
             JSONParser().parse(f, "application/json", {})
+    elif reader == "unbounded-json":  # the control: what an unbounded reader costs
+        with open(path, "rb") as f:
+            json.loads(f.read())
     elif reader == "yaml":
         from campaigns.yaml_io import parse_campaign_yaml
         with open(path, "rb") as f:
@@ -117,6 +120,14 @@ def _write(path: Path, *parts: bytes, repeat: tuple[bytes, int] | None = None, t
             out.write(block * (times % per_chunk))
         out.write(tail)
     return path
+
+
+def test_the_measurement_sees_an_unbounded_reader_grow_past_the_budget(tmp_path):
+    # The control, so the budget below can fail: json.loads of 3 million empty lists (9 MB) grows the peak
+    # RSS by more than the budget (64 bytes a list).
+    path = _write(tmp_path / "lists.json", b"[", repeat=(b"[],", 3_000_000), tail=b"[]]")
+    result = _measure("unbounded-json", path)
+    assert result["after"] - result["before"] > BUDGET_MB, result
 
 
 def assert_bounded(result: dict, *expected: str) -> None:

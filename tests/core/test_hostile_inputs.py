@@ -664,3 +664,21 @@ def test_exposure_log_numbers_beyond_their_columns_are_problems_by_index(api, ow
     assert "must be a non-negative integer (at most 2147483647)" in text
     assert "must be an integer (Python logging level)" in text
     assert_nothing_stored()
+
+
+@pytest.mark.parametrize("threshold", ["nan", "inf", "-Infinity"])
+def test_a_re_observation_threshold_must_be_finite(threshold):
+    from django.core.exceptions import ValidationError
+
+    from metrics.reobserve import clean_request
+
+    with pytest.raises(ValidationError) as caught:
+        clean_request({"metric": "psf_fwhm", "op": "<", "threshold": threshold})
+    assert caught.value.message_dict["threshold"] == [f"Must be a finite number, got {threshold!r}."]
+
+
+def test_a_gate_value_beyond_a_double_is_not_a_number_rather_than_an_overflow():
+    from metrics.conditions import _number
+
+    assert _number(10**400) is None
+    assert _number(2.5) == 2.5

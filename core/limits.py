@@ -34,7 +34,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import IO, Any
 
 import numpy as np
@@ -551,5 +551,12 @@ def decompressed_path(path: str, limits: Limits, *, what: str = "the file") -> s
     return out_path
 
 
-def with_max_bytes(limits: Limits, max_bytes: int, setting: str) -> Limits:
-    return replace(limits, max_bytes=max_bytes, bytes_setting=setting)
+def first_byte(stream: IO[bytes], within: int = 1 << 16) -> bytes:
+    """The first byte of ``stream`` that is not blank or a UTF-8 byte-order mark, looked for in its first
+    ``within`` bytes only (a file of blank space is not read to its end one byte at a time); ``b""`` for an
+    empty or blank file, ``b" "`` when there is only blank space as far as it looked. The caller rewinds."""
+    head = stream.read(within)
+    rest = head.lstrip(b" \t\r\n\f\v\xef\xbb\xbf")
+    if rest:
+        return rest[:1]
+    return b" " if len(head) == within and stream.read(1) else b""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from core.limits import LimitExceeded, Limits, json_loads, limited_stream, upload_limits
+from core.limits import LimitExceeded, Limits, first_byte, json_loads, limited_stream, upload_limits
 
 IDENTIFIER_FIELDS = (
     "instrument",
@@ -230,13 +230,7 @@ def flat_measurements(record: Any, where: str, *, action: str = "", units: Mappi
 
 
 def _first_char(stream: IO[bytes]) -> bytes:
-    while True:
-        ch = stream.read(1)
-        if not ch:
-            return b""
-        if ch.isspace() or ch in (b"\xef", b"\xbb", b"\xbf"):
-            continue
-        return ch
+    return first_byte(stream)
 
 
 def read_records(stream: IO[bytes], limits: Limits | None = None) -> Iterator[tuple[str, Any]]:

@@ -5,7 +5,7 @@ needs to find the row again: ``line 12`` for CSV (the header is line 1),
 ``index 3`` for JSON (0-based position in the list). Files are read as
 streams; only the astropy formats (ECSV, VOTable, FITS), which are
 columnar, are read whole, after what their headers say (rows, bytes) was
-checked against the limits; Parquet is read a row group at a time.
+checked against the limits; Parquet is read 1,024 rows at a time.
 
 Every reader is bounded by ``core.limits`` while it streams: JSON depth, string
 and row length, elements per row (scanned before ijson sees the bytes), CSV cell
@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import IO, Any
 
-from core.limits import LimitExceeded, Limits, decompressed_path, limited_stream, upload_limits
+from core.limits import LimitExceeded, Limits, decompressed_path, first_byte, limited_stream, upload_limits
 
 RawRow = tuple[str, dict[str, Any]]
 
@@ -204,13 +204,7 @@ def _json_error(exc: Exception, index: int) -> ReadError:
 
 
 def _first_char(stream: IO[bytes]) -> bytes:
-    while True:
-        ch = stream.read(1)
-        if not ch:
-            return b""
-        if ch.isspace() or ch == b"\xef" or ch in (b"\xbb", b"\xbf"):
-            continue
-        return ch
+    return first_byte(stream)
 
 
 def read_json(stream: IO[bytes], limits: Limits | None = None) -> tuple[dict[str, Any], Iterator[RawRow]]:

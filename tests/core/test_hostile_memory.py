@@ -24,6 +24,16 @@ from django.conf import settings
 
 BUDGET_MB = 100
 
+
+@pytest.fixture(autouse=True)
+def _remove_the_files(tmp_path):
+    """The inputs are up to 200 MB: gone after each test, not kept with pytest's last temporary folders."""
+    yield
+    for path in tmp_path.iterdir():
+        if path.is_file():
+            path.unlink()
+
+
 # Runs in the child: warm the reader, note the peak RSS, run the hostile input, note it again.
 CHILD = r"""
 import io, json, os, resource, sys

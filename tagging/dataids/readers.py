@@ -83,29 +83,26 @@ def _refuse_undecodable(cells: list[str], where: str) -> None:
                     raise ReadError(f"the file is not UTF-8 text (byte 0x{ord(ch) - 0xDC00:02x}).", where)
 
 
-class _BoundedLines:
+def _bounded_lines(text: io.TextIOWrapper, limits: Limits, seen_long: list[bool]) -> Iterator[str]:
     """Lines of a text stream for ``csv.reader``, each at most ``max_row_bytes`` long (``readline`` with a
-    bound, so a file without newlines is never held whole)."""
-
-    def __init__(self, text: io.TextIOWrapper, limits: Limits):
-        self._text = text
-        self._limits = limits
-        self.line = 0
-
-    def __iter__(self) -> _BoundedLines:
-        return self
-
-    def __next__(self) -> str:
-        limit = self._limits.max_row_bytes
-        line = self._text.readline(limit + 1)
+    bound, so a file without newlines is never held whole). ``seen_long[0]`` is set when a line is longer
+    than a cell may be, so the reader measures cells only then."""
+    readline = text.readline
+    limit = limits.max_row_bytes
+    number = 0
+    while True:
+        line = readline(limit + 1)
         if not line:
-            raise StopIteration
-        self.line += 1
-        if len(line) > limit:
+            return
+        number += 1
+        size = len(line)
+        if size > limits.max_string:
+            seen_long[0] = True
+        if size > limit:
             raise LimitExceeded(
-                "row_bytes", f"a line longer than {limit:,} characters", where=f"line {self.line}", limit=limit
+                "row_bytes", f"a line longer than {limit:,} characters", where=f"line {number}", limit=limit
             )
-        return line
+        yield line
 
 
 def read_csv(stream: IO[bytes], limits: Limits | None = None) -> Iterator[RawRow]:
@@ -119,14 +116,16 @@ def read_csv(stream: IO[bytes], limits: Limits | None = None) -> Iterator[RawRow
     # (csv's own field limit, process-wide, only has to stay out of the way).
     if csv.field_size_limit() <= limits.max_row_bytes:
         csv.field_size_limit(limits.max_row_bytes + 1)
-    reader = csv.reader(_BoundedLines(text, limits))
+    seen_long = [False]
+    max_cells = limits.max_row_elements
+    reader = csv.reader(_bounded_lines(text, limits, seen_long))
     line = 1
     try:
         header = next(reader, None)
         if header is None or not any(h.strip() for h in header):
             raise ReadError("The file is empty: a header row of dimension names is needed.", "line 1")
         _refuse_undecodable(header, "line 1")
-        _check_cells(header, "line 1", limits)
+        _check_cells(header, "line 1", limits, seen_long)
         names = [h.strip() for h in header]
         for i, name in enumerate(names):
             if not name:
@@ -139,7 +138,8 @@ def read_csv(stream: IO[bytes], limits: Limits | None = None) -> Iterator[RawRow
             if not row or all(not cell.strip() for cell in row):
                 continue
             _refuse_undecodable(row, f"line {line}")
-            _check_cells(row, f"line {line}", limits)
+            if seen_long[0] or len(row) > max_cells:
+                _check_cells(row, f"line {line}", limits, seen_long)
             if len(row) != len(names):
                 missing = names[len(row) :] if len(row) < len(names) else []
                 what = (
@@ -162,7 +162,7 @@ def read_csv(stream: IO[bytes], limits: Limits | None = None) -> Iterator[RawRow
         text.detach()
 
 
-def _check_cells(cells: list[str], where: str, limits: Limits) -> None:
+def _check_cells(cells: list[str], where: str, limits: Limits, seen_long: list[bool]) -> None:
     if len(cells) > limits.max_row_elements:
         raise LimitExceeded(
             "row_elements",
@@ -170,6 +170,9 @@ def _check_cells(cells: list[str], where: str, limits: Limits) -> None:
             where=where,
             limit=limits.max_row_elements,
         )
+    if not seen_long[0]:
+        return  # no line since the last row was longer than a cell may be
+    seen_long[0] = False
     for index, cell in enumerate(cells):
         if len(cell) > limits.max_string:
             raise LimitExceeded(

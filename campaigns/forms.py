@@ -13,6 +13,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 
+from core.limits import LimitExceeded, yaml_load
 from core.roles import STAFF_GROUP
 from tagging.models import ButlerRepo
 
@@ -141,7 +142,9 @@ class CampaignForm(forms.Form):
         if not text:
             return {}
         try:
-            value = yaml.safe_load(text)
+            value = yaml_load(text)
+        except LimitExceeded as exc:
+            raise ValidationError(f"YAML refused: {exc.message}") from exc
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark
             raise ValidationError(

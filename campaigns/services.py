@@ -397,7 +397,7 @@ def campaign_import(*, user, text: str | bytes, comment: str = "") -> Campaign:
     if size > settings.CM_YAML_MAX_BYTES:
         raise ValidationError(
             {
-                "yaml": f"The YAML is {filesizeformat(size)}; at most {filesizeformat(settings.CM_YAML_MAX_BYTES)} is accepted."
+                "yaml": f"The YAML is {filesizeformat(size)}; at most {filesizeformat(settings.CM_YAML_MAX_BYTES)} is accepted (CM_YAML_MAX_BYTES)."
             }
         )
     data = parse_campaign_yaml(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -255,7 +256,8 @@ def campaign_import(request: HttpRequest) -> HttpResponse:
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data.get("file")
-        text = upload.read() if upload else form.cleaned_data.get("yaml", "")
+        # At most one byte over the limit is read: the service refuses it, naming the limit.
+        text = upload.read(settings.CM_YAML_MAX_BYTES + 1) if upload else form.cleaned_data.get("yaml", "")
         if not text:
             form.add_error(None, "Choose a YAML file or paste YAML.")
         else:

@@ -7,6 +7,8 @@ from typing import Any
 import yaml
 from django.core.exceptions import ValidationError
 
+from core.limits import LimitExceeded, yaml_load_all
+
 from .definition import DEFINITION_FIELDS, normalize_newlines, redact_notify, snapshot
 from .models import Campaign
 
@@ -56,7 +58,8 @@ def campaign_to_yaml(campaign: Campaign, *, redact: bool = False) -> str:
 
 
 def parse_campaign_yaml(text: str | bytes) -> dict[str, Any]:
-    """Parse YAML into a definition mapping, with errors that give the line and column."""
+    """Parse YAML into a definition mapping, with errors that give the line and column. Read by
+    ``core.limits.yaml_load_all``: no aliases, no duplicate keys, CM_YAML_MAX_BYTES also once expanded."""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -65,7 +68,9 @@ def parse_campaign_yaml(text: str | bytes) -> dict[str, Any]:
     if not text.strip():
         raise ValidationError({"yaml": "The YAML document is empty."})
     try:
-        documents = list(yaml.safe_load_all(text))
+        documents = yaml_load_all(text)
+    except LimitExceeded as exc:
+        raise ValidationError({"yaml": f"YAML refused: {exc.message}"}) from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"

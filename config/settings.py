@@ -141,6 +141,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
 REST_FRAMEWORK = {
+    # Bounded: at most CM_REQUEST_MAX_BYTES, JSON scanned against the CM_INPUT_* limits (core.parsers).
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser", "core.parsers.FormParser", "core.parsers.MultiPartParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
@@ -216,6 +218,15 @@ LOGGING = {
 # DataID sets: largest upload, and how many data IDs one user may store in all versions of their sets.
 CM_DATAID_UPLOAD_MAX_BYTES = env_int("CM_DATAID_UPLOAD_MAX_BYTES", 512 * 1024 * 1024)
 CM_DATAID_QUOTA = env_int("CM_DATAID_QUOTA", 20_000_000)
+
+# Limits of every reader of user input (core.limits), checked while it streams; see README "Configuration".
+CM_INPUT_MAX_DEPTH = env_int("CM_INPUT_MAX_DEPTH", 32)  # nesting of JSON, YAML, XML
+CM_INPUT_MAX_STRING_BYTES = env_int("CM_INPUT_MAX_STRING_BYTES", 64 * 1024)  # one string, cell or scalar
+CM_INPUT_MAX_ELEMENTS = env_int("CM_INPUT_MAX_ELEMENTS", 1_000_000)  # values and keys of a document read whole
+CM_INPUT_MAX_ROW_ELEMENTS = env_int("CM_INPUT_MAX_ROW_ELEMENTS", 10_000)  # ... of one row of a streamed upload
+CM_INPUT_MAX_ROW_BYTES = env_int("CM_INPUT_MAX_ROW_BYTES", 1024 * 1024)  # one row, line or table header
+CM_UPLOAD_MAX_ROWS = env_int("CM_UPLOAD_MAX_ROWS", 1_000_000)  # rows of one tag-table upload
+CM_IMPORT_MAX_BYTES = env_int("CM_IMPORT_MAX_BYTES", 64 * 1024 * 1024)  # an exposure-log export (read whole)
 
 # Executor (campaigns.execution): BPS submit directories (one fresh directory per attempt),
 # where relative pipeline paths are found, and reconciliation of lost workers.

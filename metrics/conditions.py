@@ -77,7 +77,10 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value) if math.isfinite(float(value)) else None
+        try:
+            return float(value) if math.isfinite(float(value)) else None
+        except OverflowError:  # an integer beyond a double
+            return None
     if isinstance(value, str):
         try:
             number = float(value)

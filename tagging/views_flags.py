@@ -162,7 +162,7 @@ def flag_import(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             counts = flag_services.flag_import(
-                user=request.user, repo_label=form.cleaned_data["repo"].label, data=form.cleaned_data["file"].read()
+                user=request.user, repo_label=form.cleaned_data["repo"].label, data=form.cleaned_data["file"]
             )
         except InputError as exc:
             failure = {"message": exc.message, "problems": exc.problems, "total": exc.total}

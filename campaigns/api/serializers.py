@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.urls import reverse
 from rest_framework import serializers
 
+from core.parsers import JSONField
+
 from ..choices import CampaignStatus, CampaignType, Visibility
 from ..definition import BPS_FIELDS, NOTIFY_FIELDS, redact_changes, redact_notify
 from ..models import Attachment, Campaign, Group, HistoryEntry, Step
@@ -38,10 +40,8 @@ class StepSerializer(serializers.Serializer):
     pipeline_subset = serializers.CharField(required=False, allow_blank=True, default="")
     depends_on = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     requires_approval = serializers.BooleanField(required=False, default=False)
-    quality_gates = serializers.ListField(
-        child=serializers.JSONField(), required=False, help_text='e.g. ["psf_fwhm median < 1.1"]'
-    )
-    metric_input = serializers.JSONField(
+    quality_gates = serializers.ListField(child=JSONField(), required=False, help_text='e.g. ["psf_fwhm median < 1.1"]')
+    metric_input = JSONField(
         required=False, help_text='e.g. {"step": "step1", "metric": "psf_fwhm", "op": "<", "threshold": 1.2}'
     )
 
@@ -81,14 +81,14 @@ class CampaignWriteSerializer(serializers.Serializer):
     pipeline = serializers.CharField(required=False)
     input_collections = serializers.ListField(child=serializers.CharField(), required=False)
     data_query = serializers.CharField(required=False, allow_blank=True)
-    input_selection = serializers.JSONField(
+    input_selection = JSONField(
         required=False, help_text='a frozen selection the inputs are limited to: {"dataid_set": NAME, "version": N}'
     )
-    include_sets = serializers.JSONField(
+    include_sets = JSONField(
         required=False,
         help_text='DataID sets the inputs must all be in: [{"dataid_set": NAME, "version": N}, ...] or ["NAME@vN"]',
     )
-    exclude_sets = serializers.JSONField(
+    exclude_sets = JSONField(
         required=False, help_text='DataID sets whose data IDs are left out: [{"dataid_set": NAME, "version": N}, ...]'
     )
     output_collection = serializers.CharField(required=False, allow_blank=True)

@@ -8,12 +8,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import Pagination
-from core.parsers import TextYAMLParser, YAMLTextParser
+from core.parsers import FormParser, JSONParser, MultiPartParser, TextYAMLParser, YAMLTextParser
 
 from .. import selectors, services
 from ..filtersets import CampaignFilterSet

@@ -6,6 +6,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.parsers import JSONField
+
 from ..models import MetricValue
 
 
@@ -25,7 +27,7 @@ class MetricValueSerializer(serializers.ModelSerializer):
 
 def parse_data_id(value) -> dict:
     """``{"exposure": 1}`` or ``"exposure=1,detector=4"`` (or a list of ``k=v``) → dict; ValueError otherwise."""
-    import json
+    from core.limits import LimitExceeded, json_loads
 
     if value in (None, "", [], {}):
         return {}
@@ -35,7 +37,10 @@ def parse_data_id(value) -> dict:
         value = ",".join(str(v) for v in value)
     text = str(value).strip()
     if text.startswith("{"):
-        parsed = json.loads(text)
+        try:
+            parsed = json_loads(text)
+        except LimitExceeded as exc:
+            raise ValueError(exc.message) from exc
         if not isinstance(parsed, dict):
             raise ValueError("a data ID is a mapping")
         return parsed
@@ -61,8 +66,8 @@ class _AsGiven(serializers.Field):
 
 class IngestSerializer(serializers.Serializer):
     file = serializers.FileField(required=False, help_text="A bundle JSON, a JSON list or JSON lines of records.")
-    bundle = serializers.JSONField(required=False, help_text="One MetricMeasurementBundle as JSON.")
-    records = serializers.ListField(child=serializers.JSONField(), required=False, help_text="Flat records.")
+    bundle = JSONField(required=False, help_text="One MetricMeasurementBundle as JSON.")
+    records = serializers.ListField(child=JSONField(), required=False, help_text="Flat records.")
     format = serializers.ChoiceField(choices=["", "bundle", "flat"], required=False, default="")
     repo = serializers.CharField(required=False, default="", allow_blank=True)
     campaign = serializers.CharField(required=False, default="", allow_blank=True, help_text="id or name")
@@ -83,10 +88,10 @@ class IngestSerializer(serializers.Serializer):
         if value in (None, ""):
             return {}
         if isinstance(value, str):
-            import json
+            from core.limits import json_loads
 
             try:
-                value = json.loads(value)
+                value = json_loads(value)
             except ValueError as exc:
                 raise serializers.ValidationError("Units are a JSON mapping of metric to unit.") from exc
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):

@@ -7,12 +7,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import Pagination
+from core.parsers import FormParser, JSONParser, MultiPartParser
 from tagging import selectors as tagging_selectors
 from tagging.api.views import FileFormatNegotiation, repo_from_query
 

@@ -9,6 +9,8 @@
   field prefixes the metric names as for bundles; an optional ``units`` mapping gives their units.
 
 Every measurement carries ``where`` (``index 3``, ``line 12``, ``psfMetrics[0]``) so a problem names its place.
+Every reader is bounded by ``core.limits`` while it streams (depth, strings, row size and elements, decoded
+size); a limit passed stops the read with a ``FormatError`` naming it.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import IO, Any
+
+from core.limits import LimitExceeded, Limits, first_byte, json_loads, limited_stream, upload_limits
 
 IDENTIFIER_FIELDS = (
     "instrument",
@@ -57,6 +61,10 @@ class FormatError(Exception):
         super().__init__(message)
         self.where = where
 
+    @classmethod
+    def from_limit(cls, exc: LimitExceeded) -> FormatError:
+        return cls(exc.reason, exc.where or "file")
+
 
 @dataclass
 class Measurement:
@@ -83,7 +91,10 @@ def as_value(raw: Any) -> tuple[float | None, str]:
     if isinstance(raw, bool):
         return None, f"not a number: {raw!r}"
     if isinstance(raw, int | float):
-        number = float(raw)
+        try:
+            number = float(raw)
+        except OverflowError:
+            return None, f"{str(raw)[:30]}... is out of range (a 64-bit float)"
         return (number if math.isfinite(number) else None), ""
     if isinstance(raw, str):
         text = raw.strip()
@@ -97,7 +108,7 @@ def as_value(raw: Any) -> tuple[float | None, str]:
     # ijson hands out Decimal when use_float is off; be generous with any real number type.
     try:
         number = float(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None, f"not a number: {type(raw).__name__}"
     return (number if math.isfinite(number) else None), ""
 
@@ -219,19 +230,15 @@ def flat_measurements(record: Any, where: str, *, action: str = "", units: Mappi
 
 
 def _first_char(stream: IO[bytes]) -> bytes:
-    while True:
-        ch = stream.read(1)
-        if not ch:
-            return b""
-        if ch.isspace() or ch in (b"\xef", b"\xbb", b"\xbf"):
-            continue
-        return ch
+    return first_byte(stream)
 
 
-def read_records(stream: IO[bytes]) -> Iterator[tuple[str, Any]]:
-    """(where, record) of a JSON list (streamed with ijson) or of JSON lines."""
+def read_records(stream: IO[bytes], limits: Limits | None = None) -> Iterator[tuple[str, Any]]:
+    """(where, record) of a JSON list (streamed with ijson, scanned against the limits first, each record a
+    row) or of JSON lines (each line at most a row's bytes and elements)."""
     import ijson
 
+    limits = limits or upload_limits()
     first = _first_char(stream)
     stream.seek(0)
     if first == b"":
@@ -239,21 +246,41 @@ def read_records(stream: IO[bytes]) -> Iterator[tuple[str, Any]]:
     if first == b"[":
         index = -1
         try:
-            for index, item in enumerate(ijson.items(stream, "item", use_float=True)):
+            for index, item in enumerate(
+                ijson.items(limited_stream(stream, limits, json_rows_at=1), "item", use_float=True)
+            ):
                 yield f"index {index}", item
         except (ijson.JSONError, UnicodeDecodeError) as exc:
             raise FormatError(f"Malformed JSON after record {index}: {exc}", f"index {index + 1}") from exc
+        except LimitExceeded as exc:
+            raise FormatError.from_limit(exc) from exc
         return
     if first != b"{":
         raise FormatError(f"Expected a JSON list or JSON lines of records, not something starting with {first!r}.")
-    for number, line in enumerate(stream, start=1):
-        text = line.strip()
-        if not text:
-            continue
-        try:
-            yield f"line {number}", json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            yield f"line {number}", _Bad(f"not valid JSON: {exc}")
+    bounded = limited_stream(stream, limits)
+    number = 0
+    try:
+        for line in iter(lambda: bounded.readline(limits.max_row_bytes + 1), b""):
+            number += 1
+            if len(line) > limits.max_row_bytes:
+                raise LimitExceeded(
+                    "row_bytes",
+                    f"a line longer than {limits.max_row_bytes:,} bytes",
+                    where=f"line {number}",
+                    limit=limits.max_row_bytes,
+                )
+            text = line.strip()
+            if not text:
+                continue
+            try:
+                yield f"line {number}", json_loads(text, limits, allow_nan=True, row=True)
+            except LimitExceeded as exc:
+                raise LimitExceeded(exc.kind, exc.description, where=f"line {number}", limit=exc.limit,
+                                    setting=exc.setting) from exc  # fmt: skip
+            except (ValueError, UnicodeDecodeError) as exc:
+                yield f"line {number}", _Bad(f"not valid JSON: {exc}")
+    except LimitExceeded as exc:
+        raise FormatError.from_limit(exc) from exc
 
 
 class _Bad:
@@ -276,7 +303,7 @@ def sniff_format(stream: IO[bytes]) -> str:
     if first != b"{":
         return "flat"
     try:
-        for prefix, event, value in ijson.parse(stream):
+        for prefix, event, value in ijson.parse(limited_stream(stream, upload_limits(), json_rows_at=1)):
             if prefix == "" and event == "map_key":
                 if str(value).startswith("__"):
                     return "bundle"
@@ -286,6 +313,8 @@ def sniff_format(stream: IO[bytes]) -> str:
                 return "flat"  # a top-level scalar: a flat record (JSON lines)
     except (ijson.JSONError, UnicodeDecodeError):
         return "flat"  # reported line by line
+    except LimitExceeded as exc:
+        raise FormatError.from_limit(exc) from exc
     finally:
         stream.seek(0)
     return "flat"
@@ -297,8 +326,12 @@ def load_bundle(stream: IO[bytes], limit: int) -> Any:
     if len(data) > limit:
         raise FormatError(f"A metric bundle may be at most {limit:,} bytes; send many values as flat records.")
     try:
-        return json.loads(data)
+        return json_loads(data, replace(upload_limits(), max_bytes=limit), allow_nan=True)
+    except LimitExceeded as exc:
+        raise FormatError.from_limit(exc) from exc
     except UnicodeDecodeError as exc:
         raise FormatError(f"The file is not UTF-8 text (bad byte at offset {exc.start}).") from exc
     except json.JSONDecodeError as exc:
         raise FormatError(f"Not valid JSON: {exc.msg}", f"line {exc.lineno}, column {exc.colno}") from exc
+    except ValueError as exc:  # NaN, Infinity, numbers beyond 64 bits
+        raise FormatError(f"Not valid JSON: {exc}") from exc

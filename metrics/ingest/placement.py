@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from core.limits import check_int64
 from tagging.models import DATA_ID_COLUMNS, ButlerRepo, Detector, Exposure
 
 KEY_ORDER = DATA_ID_COLUMNS  # the same dimension columns, in the same order, as stored data IDs
@@ -67,8 +68,8 @@ class DataIdPlacer:
         for data_id in data_ids:
             for key, bucket in (("exposure", exposures), ("visit", visits)):
                 try:
-                    value = int(data_id[key]) if data_id.get(key) not in (None, "") else None
-                except (TypeError, ValueError):
+                    value = check_int64(int(data_id[key])) if data_id.get(key) not in (None, "") else None
+                except (TypeError, ValueError, OverflowError):
                     value = None
                 if value is not None:
                     bucket.add(value)
@@ -99,8 +100,12 @@ class DataIdPlacer:
                 continue
             if key in INTEGER_KEYS:
                 try:
-                    value = int(value)
-                except (TypeError, ValueError):
+                    value = check_int64(int(value))
+                except ValueError as exc:
+                    if "out of range" in str(exc):
+                        return None, key, str(exc)
+                    return None, key, f"{value!r} is not a whole number"
+                except (TypeError, OverflowError):
                     return None, key, f"{value!r} is not a whole number"
             else:
                 value = str(value)

@@ -8,9 +8,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+
+from core.parsers import FormParser, JSONParser, MultiPartParser
 
 from .. import selectors_flags
 from ..filtersets_flags import BadDataFilterSet, FlagFilterSet
@@ -111,7 +112,7 @@ class FlagViewSet(NoFilterBackends, viewsets.GenericViewSet):
         serializer = FlagImportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         d = serializer.validated_data
-        data = d["file"].read() if "file" in d else d["messages"]
+        data = d["file"] if "file" in d else d["messages"]
         return Response(flag_services.flag_import(user=request.user, repo_label=d["repo"], data=data))
 
 

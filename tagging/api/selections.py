@@ -10,12 +10,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.parsers import JSONField
+
 from .. import selectors
 from ..models import SetVisibility
 from ..selection import services
 
 
-class RecipeField(serializers.JSONField):
+class RecipeField(JSONField):
     """A selection recipe (see tagging/selection/recipe.py); validated by the selection services."""
 
 

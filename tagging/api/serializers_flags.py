@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.parsers import JSONField
+
 from ..models import BadDataEvent, BadDataRecord, BadDataStatus, ExposureFlag, ExposureFlagValue
 
 
@@ -67,7 +69,7 @@ class FlagEditSerializer(serializers.Serializer):
 class FlagImportSerializer(serializers.Serializer):
     repo = serializers.CharField(help_text="Butler repo label")
     file = serializers.FileField(required=False, help_text="a JSON export of exposure-log messages")
-    messages = serializers.JSONField(required=False, help_text="the messages themselves, instead of a file")
+    messages = JSONField(required=False, help_text="the messages themselves, instead of a file")
 
     def validate(self, attrs):
         if ("file" in attrs) == ("messages" in attrs):

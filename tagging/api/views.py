@@ -10,11 +10,11 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import Pagination
+from core.parsers import FormParser, JSONParser, MultiPartParser
 from core.roles import is_staff_member
 
 from .. import selectors, services

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.limits import check_int64
 from lsst_adapter.dataids import (
     INTEGER_DIMENSIONS,
     DimensionError,
@@ -117,10 +118,28 @@ class _Pending:
     ordinal: int = 0
 
 
-class DataIdChecker:
-    """Checks a stream of raw rows for one repo; call ``run(rows)`` once."""
+class TooManyRows(Exception):
+    """More distinct valid data IDs than ``DataIdChecker.max_rows`` (what the uploader's quota leaves)."""
 
-    def __init__(self, repo: ButlerRepo, *, dimensions: list[str] | None = None, drop_invalid: bool = False):
+    def __init__(self, count: int, where: str):
+        super().__init__(f"more than {count:,} data IDs (at {where})")
+        self.count = count
+        self.where = where
+
+
+class DataIdChecker:
+    """Checks a stream of raw rows for one repo; call ``run(rows)`` once. With ``max_rows``, it stops with
+    ``TooManyRows`` as soon as it holds more distinct valid data IDs than that (memory stays bounded)."""
+
+    def __init__(
+        self,
+        repo: ButlerRepo,
+        *,
+        dimensions: list[str] | None = None,
+        drop_invalid: bool = False,
+        max_rows: int | None = None,
+    ):
+        self.max_rows = max_rows
         self.repo = repo
         self.uri = repo.config_uri
         self.declared = dimensions
@@ -197,8 +216,9 @@ class DataIdChecker:
             if name in INTEGER_DIMENSIONS:
                 try:
                     values[name] = _as_int(values[name])
-                except ValueError:
-                    result.add_error(Problem(where, name, f"{values[name]!r} is not an integer"))
+                except ValueError as exc:
+                    reason = str(exc) if str(exc) else f"{_shown(values[name])} is not an integer"
+                    result.add_error(Problem(where, name, reason))
                     bad = True
             else:
                 values[name] = str(values[name]).strip()
@@ -438,7 +458,10 @@ class DataIdChecker:
                 seen.add(key)
                 result.rows.append(key)
             chunk.clear()
+            if self.max_rows is not None and len(result.rows) > self.max_rows:
+                raise TooManyRows(self.max_rows, where)
 
+        where = "start of file"
         for where, raw in rows:
             result.rows_read += 1
             pending = self._parse(where, raw, result)
@@ -472,16 +495,29 @@ class DataIdChecker:
 
 
 def _as_int(value: Any) -> int:
+    """An integer dimension value; ``ValueError`` (its message says why when it is not just "not an integer")
+    for anything else, NaN, infinity and integers beyond the 64 bits PostgreSQL's bigint holds included."""
     if isinstance(value, bool):
         raise ValueError
     if isinstance(value, int):
-        return value
+        return check_int64(value)
     if isinstance(value, float):
         if value.is_integer():
-            return int(value)
+            return check_int64(int(value))
         raise ValueError
     text = str(value).strip()
-    return int(text)
+    if len(text.lstrip("+-")) > 19 and text.lstrip("+-").isdigit():
+        raise ValueError(f"{text[:20]}... ({len(text)} digits) is out of range (a 64-bit integer)")
+    try:
+        number = int(text)
+    except ValueError:
+        raise ValueError from None  # the caller says "... is not an integer"
+    return check_int64(number)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:50]}... ({len(text)} characters)"
 
 
 def _as_int_or_none(value: Any) -> int | None:

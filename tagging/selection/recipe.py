@@ -27,10 +27,12 @@ a tag-table ``column`` or a ``metric`` (numeric values split into ``bins`` quant
 
 from __future__ import annotations
 
+import math
 import secrets
 from typing import Any
 
 from core.errors import InputError
+from core.limits import INT64_MAX, INT64_MIN
 
 from .terms import ProblemSink, term_kind, term_kinds
 
@@ -153,7 +155,7 @@ def clean_dataid_set(raw: dict[str, Any], path: str, problems: ProblemSink) -> d
     if (
         version is not None
         and version != "latest"
-        and (not isinstance(version, int) or isinstance(version, bool) or version < 1)
+        and (not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= INT64_MAX)
     ):
         problems.add(f"{path}.version", f"must be a version number (1, 2, ...) or 'latest', got {version!r}.")
     return {"dataid_set": name, "version": None if version in (None, "latest") else version}
@@ -177,6 +179,13 @@ def clean_bad_data(raw: dict[str, Any], path: str, problems: ProblemSink) -> dic
 def _number(value: Any, path: str, problems: _Problems, *, integer: bool) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not isinstance(value, int)):
         problems.add(path, f"must be {'an integer' if integer else 'a number'}, got {value!r}.")
+        return None
+    # Numbers go into SQL (LIMIT, hashes, comparisons): a bigint at most, never NaN or infinity.
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        problems.add(path, "is out of range (a 64-bit integer).")
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.add(path, f"must be a finite number, got {value!r}.")
         return None
     return value
 

@@ -19,7 +19,7 @@ from core.sharing import share_object
 
 from ..dataids import storage
 from ..dataids.fastcsv import check_csv_fast
-from ..dataids.normalize import CheckResult, DataIdChecker
+from ..dataids.normalize import CheckResult, DataIdChecker, TooManyRows
 from ..dataids.readers import ReadError, guess_format, read_astropy, read_csv, read_json
 from ..models import (
     DATA_ID_COLUMNS,
@@ -111,7 +111,10 @@ def _rows_from(source: UploadSource, checker: DataIdChecker):
         fmt = guess_format(source.filename, source.format)
         limit = settings.CM_DATAID_UPLOAD_MAX_BYTES
         if source.size is not None and source.size > limit:
-            message = f"{source.filename} is {source.size:,} bytes; DataID uploads may be at most {limit:,} bytes."
+            message = (
+                f"{source.filename} is {source.size:,} bytes; DataID uploads may be at most {limit:,} bytes "
+                "(CM_DATAID_UPLOAD_MAX_BYTES)."
+            )
             raise InputError(message, [{"where": "file", "key": "", "message": message}], 1, field="file")
         if source.size == 0:
             message = f"{source.filename} is empty."
@@ -145,7 +148,7 @@ def _rows_from(source: UploadSource, checker: DataIdChecker):
                 for block in iter(lambda: handle.read(1 << 20), b""):
                     hasher.update(block)
             size = source.size or 0
-            result = checker.run(read_astropy(source.path, fmt))
+            result = checker.run(read_astropy(source.path, fmt, max_rows=checker.max_rows))
             digest = hasher.hexdigest()
         provenance_meta = {k: v for k, v in source.metadata.items() if isinstance(v, str | int | float | bool)}
         return result, {
@@ -200,6 +203,11 @@ def _rows_from(source: UploadSource, checker: DataIdChecker):
             "dimensions": list(source.dimensions),
         }
     raise ValueError(f"unknown source kind {source.kind!r}")
+
+
+def _quota_left(user) -> int:
+    used = DataIdSetVersion.objects.filter(created_by=user).aggregate(n=Sum("count"))["n"] or 0
+    return max(settings.CM_DATAID_QUOTA - used, 0)
 
 
 def _quota_check(user, adding: int) -> None:
@@ -258,11 +266,22 @@ def dataidset_create(
         raise ValidationError(
             {"name": f"A DataID set named {name!r} already exists in {repo.label} and you may not change it."}
         )
-    checker = DataIdChecker(repo, dimensions=source.dimensions, drop_invalid=drop_invalid)
+    # A file is read as a stream: stop it as soon as it holds more than the quota leaves (records sent in a
+    # request are already in memory, bounded by the request size, and counted exactly below).
+    quota_left = _quota_left(user) if source.kind == "file" else None
+    checker = DataIdChecker(repo, dimensions=source.dimensions, drop_invalid=drop_invalid, max_rows=quota_left)
     try:
         result, provenance = _rows_from(source, checker)
     except ReadError as exc:
         raise InputError(str(exc), [{"where": exc.where, "key": "", "message": exc.reason}], 1) from exc
+    except TooManyRows as exc:
+        quota = settings.CM_DATAID_QUOTA
+        message = (
+            f"This upload holds more than {exc.count:,} data IDs: you already store {quota - exc.count:,} and your "
+            f"quota is {quota:,}; nothing was stored. Delete old versions or ask an administrator for a larger "
+            "quota (CM_DATAID_QUOTA)."
+        )
+        raise InputError(message, [{"where": exc.where, "key": "", "message": message}], 1, field="quota") from exc
     if checker.required is None or (result.error_total and not drop_invalid):
         raise InputError(
             f"{result.error_total:,} problem{'s' if result.error_total != 1 else ''} in {result.rows_read:,} data IDs; nothing was stored.",

@@ -11,13 +11,14 @@ import re
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
 from core.errors import ConflictError, InputError
+from core.limits import LimitExceeded, import_limits, json_loads
 from core.roles import is_staff_member
 
 from ..models import ButlerRepo, Exposure, ExposureFlag, ExposureFlagValue
@@ -327,9 +328,18 @@ def _check_message(index: int, raw: Any, problems: list[dict]) -> dict | None:
         "must be a non-empty string",
     )
     take("day_obs", lambda v: v if _is_int(v) and 19000101 <= v <= 29991231 else _BAD, "must be an integer YYYYMMDD")
-    take("seq_num", lambda v: v if _is_int(v) and v >= 0 else _BAD, "must be a non-negative integer")
+    take(
+        "seq_num",
+        lambda v: v if _is_int(v) and 0 <= v <= _INT32_MAX else _BAD,
+        f"must be a non-negative integer (at most {_INT32_MAX})",
+    )
     take("message_text", lambda v: v if isinstance(v, str) and v.strip() else _BAD, "must be a non-empty string")
-    take("level", lambda v: v if _is_int(v) else _BAD, "must be an integer (Python logging level)", 20)
+    take(
+        "level",
+        lambda v: v if _is_int(v) and -_INT32_MAX - 1 <= v <= _INT32_MAX else _BAD,
+        "must be an integer (Python logging level)",
+        20,
+    )
     take(
         "tags",
         lambda v: v if isinstance(v, list) and all(isinstance(t, str) and TAG_RE.match(t) for t in v) else _BAD,
@@ -372,6 +382,9 @@ class _Bad:
 _BAD = _Bad()
 
 
+_INT32_MAX = 2**31 - 1  # seq_num and level are 32-bit integer columns
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -380,13 +393,35 @@ def _json_problem(exc: json.JSONDecodeError) -> dict:
     return {"where": f"line {exc.lineno}, column {exc.colno}", "key": "", "message": f"not JSON: {exc.msg}"}
 
 
+def _read_export(data: bytes | str | IO[bytes]) -> Any:
+    """The parsed JSON of an exposure-log export, read whole (the import is all or nothing) within the limits:
+    at most ``CM_IMPORT_MAX_BYTES``, and depth, strings and elements scanned before it is parsed."""
+    limits = import_limits()
+    if not isinstance(data, bytes | str):
+        data = data.read(limits.max_bytes + 1)
+    try:
+        return json_loads(data, limits)
+    except LimitExceeded as exc:
+        raise InputError(f"{exc.message} Nothing was stored.", exc.problems, 1) from exc
+    except json.JSONDecodeError as exc:
+        raise InputError("The file is not valid JSON; nothing was stored.", [_json_problem(exc)]) from None
+    except UnicodeDecodeError:
+        raise InputError(
+            "The file is not UTF-8 text; nothing was stored.", [{"where": "file", "key": "", "message": "not UTF-8"}]
+        ) from None
+    except ValueError as exc:  # NaN, Infinity, an integer beyond 64 bits
+        raise InputError(
+            "The file is not valid JSON; nothing was stored.", [{"where": "file", "key": "", "message": str(exc)}]
+        ) from None
+
+
 # Fields an import may change on a message it already has: the exposure log invalidates messages later.
 _MUTABLE_ON_REIMPORT = ("is_valid", "date_invalidated")
 _COMPARED_ON_REIMPORT = ("obs_id", "instrument", "day_obs", "seq_num", "message_text", "exposure_flag", "parent_id")
 
 
 @transaction.atomic
-def flag_import(*, user, repo_label: str, data: bytes | str | list) -> dict[str, int]:
+def flag_import(*, user, repo_label: str, data: bytes | str | list | IO[bytes]) -> dict[str, int]:
     """Import a JSON export of exposure-log messages (a list of message objects) into the repo.
 
     Idempotent by message id: a message already here is left alone (or gets its later invalidation);
@@ -398,16 +433,8 @@ def flag_import(*, user, repo_label: str, data: bytes | str | list) -> dict[str,
     repo = ButlerRepo.objects.filter(label=repo_label).first()
     if repo is None:
         raise ValidationError({"repo": [f"No Butler repo labelled {repo_label!r}."]})
-    if isinstance(data, bytes | str):
-        try:
-            data = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise InputError("The file is not valid JSON; nothing was stored.", [_json_problem(exc)]) from None
-        except UnicodeDecodeError:
-            raise InputError(
-                "The file is not UTF-8 text; nothing was stored.",
-                [{"where": "file", "key": "", "message": "not UTF-8"}],
-            ) from None
+    if isinstance(data, bytes | str) or hasattr(data, "read"):
+        data = _read_export(data)  # type: ignore[arg-type]
     if isinstance(data, dict) and isinstance(data.get("messages"), list):
         data = data["messages"]
     if not isinstance(data, list):

@@ -22,6 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.errors import ConflictError, InputError
+from core.limits import LimitExceeded, check_int64, upload_max_rows
 from core.roles import is_staff_member
 from core.sharing import share_object
 
@@ -169,21 +170,29 @@ def coerce_value(column: TagColumn, raw: Any) -> Any:
     if kind == ColumnType.INT:
         if isinstance(raw, bool):
             raise ValueError(f"{raw!r} is not an integer")
+        # Stored values are compared and sorted as 64-bit integers (bigint casts in selections).
         if isinstance(raw, int):
-            return raw
+            return check_int64(raw)
         if isinstance(raw, float):
             if raw.is_integer():
-                return int(raw)
+                return check_int64(int(raw))
             raise ValueError(f"{raw!r} is not an integer")
+        text = str(raw).strip()
+        if len(text.lstrip("+-")) > 19 and text.lstrip("+-").isdigit():
+            raise ValueError(f"{text[:20]}... ({len(text)} digits) is out of range (a 64-bit integer)")
         try:
-            return int(str(raw).strip())
-        except ValueError:
+            return check_int64(int(text))
+        except ValueError as exc:
+            if "out of range" in str(exc):
+                raise
             raise ValueError(f"{raw!r} is not an integer") from None
     if kind == ColumnType.FLOAT:
         if isinstance(raw, bool):
             raise ValueError(f"{raw!r} is not a number")
         try:
             value = float(raw if isinstance(raw, int | float) else str(raw).strip())
+        except OverflowError:
+            raise ValueError(f"{str(raw)[:30]} is too large for a 64-bit float") from None
         except (TypeError, ValueError):
             raise ValueError(f"{raw!r} is not a number") from None
         if not math.isfinite(value):
@@ -899,15 +908,23 @@ def tag_rows_upload(
     limit = getattr(settings, "CM_DATAID_UPLOAD_MAX_BYTES", None)
     size = getattr(stream, "size", None)
     if limit and size and size > limit:
-        raise InputError(f"{filename} is {size:,} bytes; uploads may be at most {limit:,} bytes.", field="file")
+        raise InputError(
+            f"{filename} is {size:,} bytes; uploads may be at most {limit:,} bytes (CM_DATAID_UPLOAD_MAX_BYTES).",
+            field="file",
+        )
     checker = _RowChecker(table, partial=True)
     reader = io.BufferedReader(_Raw(stream), 1 << 16)
     try:
         if fmt == "csv":
-            checker.run(read_csv(reader))
+            checker.run(_at_most(read_csv(reader), upload_max_rows()))
         else:
             _meta, rows = read_json(reader)
-            checker.run(_unwrap_rows(rows))
+            checker.run(_at_most(_unwrap_rows(rows), upload_max_rows()))
+    except LimitExceeded as exc:
+        raise InputError(
+            f"{filename}: {exc.message}", [{"where": exc.where or "file", "key": "", "message": exc.reason}], 1,
+            field="file",
+        ) from exc  # fmt: skip
     except ReadError as exc:
         raise InputError(
             f"{filename}: {exc}", [{"where": exc.where or "file", "key": "", "message": exc.reason}], 1, field="file"
@@ -920,6 +937,16 @@ def tag_rows_upload(
         drop_invalid=drop_invalid,
         what=filename,
     )
+
+
+def _at_most(rows: Iterator[RawRow], limit: int) -> Iterator[RawRow]:
+    """The rows, refused once there are more than ``limit`` of them (every good row is held until stored)."""
+    for count, (where, raw) in enumerate(rows, start=1):
+        if count > limit:
+            raise LimitExceeded(
+                "rows", f"more than {limit:,} rows in one upload; split the file", where=where, limit=limit
+            )
+        yield where, raw
 
 
 def _unwrap_rows(rows: Iterator[RawRow]) -> Iterator[RawRow]:

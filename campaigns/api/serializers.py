@@ -8,6 +8,7 @@ from rest_framework import serializers
 from ..choices import CampaignStatus, CampaignType, Visibility
 from ..definition import BPS_FIELDS, NOTIFY_FIELDS, redact_changes, redact_notify
 from ..models import Attachment, Campaign, Group, HistoryEntry, Step
+from ..selectors_attention import campaign_attention
 
 
 class LinkSerializer(serializers.Serializer):
@@ -133,6 +134,10 @@ class CampaignListSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField()
     group_count = serializers.IntegerField(read_only=True)
     groups_done = serializers.IntegerField(read_only=True)
+    needs_action = serializers.SerializerMethodField(
+        help_text="What waits for a person, counted by kind (approval, quality_gate, failed_group, review, "
+        "paused); empty when nothing does. The same counts as the inbox (GET /api/v1/inbox/)."
+    )
 
     class Meta:
         model = Campaign
@@ -151,8 +156,12 @@ class CampaignListSerializer(serializers.ModelSerializer):
             "version",
             "group_count",
             "groups_done",
+            "needs_action",
             "url",
         ]
+
+    def get_needs_action(self, campaign: Campaign) -> dict[str, int]:
+        return campaign_attention(campaign).counts  # counted by campaign_list's own query
 
     def get_url(self, campaign: Campaign) -> str:
         return reverse("api:campaign-detail", args=[campaign.pk])

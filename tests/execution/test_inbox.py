@@ -127,7 +127,7 @@ def test_the_campaign_page_says_awaiting_approval_instead_of_running_and_shows_t
     assert 'id="attention"' in panel
 
 
-def test_the_campaign_list_has_a_needs_action_column(waiting, owner, client, make_campaign):
+def test_the_campaign_list_has_a_needs_action_column(waiting, owner, client, make_campaign, api):
     make_campaign(name="quiet-draft")
     client.force_login(owner)
     text = client.get("/campaigns/").content.decode()
@@ -136,6 +136,8 @@ def test_the_campaign_list_has_a_needs_action_column(waiting, owner, client, mak
     assert "1 step awaiting approval" in waiting_row and "1 failed group" in waiting_row
     quiet_row = next(row for name, row in rows.items() if "quiet-draft" in name)
     assert "awaiting approval" not in quiet_row and "failed group" not in quiet_row
+    listed = {c["name"]: c["needs_action"] for c in api(owner).get("/api/v1/campaigns/").json()["results"]}
+    assert listed == {waiting.campaign.name: {"approval": 1, "failed_group": 1}, "quiet-draft": {}}
 
 
 def test_the_selector_costs_three_queries_for_one_or_many_campaigns(

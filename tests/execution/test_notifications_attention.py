@@ -4,6 +4,8 @@ the executor paused. E-mail through Django's locmem backend, the web hook to a r
 from __future__ import annotations
 
 import json
+import threading
+from http.server import ThreadingHTTPServer
 
 import pytest
 
@@ -13,13 +15,27 @@ from campaigns.tasks import group_run, notify
 from metrics import tasks as metric_tasks
 from metrics.services import step_check_run
 from tests.execution.attention import failed, run
-from tests.execution.test_notifications import _Hook, hook  # noqa: F401 - the real local web hook server
+from tests.execution.test_notifications import _Hook
 from tests.metrics.conftest import GOOD, OTHER
 from tests.metrics.test_gates import STEPS_WITH_GATE, _finish_step1
 
 pytestmark = pytest.mark.django_db
 
-assert _Hook  # the server's handler, imported with its fixture
+
+@pytest.fixture
+def hook(monkeypatch):
+    """A real HTTP server on 127.0.0.1 in a thread (the handler of test_notifications.py): ``hook.received``."""
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    server.received = []  # type: ignore[attr-defined]
+    server.status = 200  # type: ignore[attr-defined]
+    server.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/cm"  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +52,7 @@ def _deliver() -> list[str]:
     return [notify(n.pk) for n in Notification.objects.filter(state="pending").order_by("pk")]
 
 
-def _gate_held(make_exec_campaign, owner, hook, events, capture):  # noqa: F811
+def _gate_held(make_exec_campaign, owner, hook, events, capture):
     campaign = make_exec_campaign(
         steps=STEPS_WITH_GATE, notify={"emails": ["ops@example.org"], "webhook": hook.url, "events": events}
     )
@@ -57,7 +73,7 @@ def test_a_failing_quality_gate_is_sent_as_its_own_event(
     owner,
     hook,
     mailoutbox,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     campaign, step2 = _gate_held(
         make_exec_campaign,
@@ -84,7 +100,7 @@ def test_a_gate_hold_still_reaches_those_who_only_asked_for_approvals(
     owner,
     hook,
     mailoutbox,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     campaign, _ = _gate_held(
         make_exec_campaign, owner, hook, ["step_awaiting_approval"], django_capture_on_commit_callbacks
@@ -98,7 +114,7 @@ def test_a_pause_by_an_error_rule_is_sent_by_email_and_web_hook(
     make_exec_campaign,
     owner,
     hook,
-    mailoutbox,  # noqa: F811
+    mailoutbox,
 ):
     rule = error_rule_create(user=owner, message_regex="calibration .* missing", action="pause", comment="no flats")
     campaign = make_exec_campaign(
@@ -121,7 +137,7 @@ def test_a_pause_by_an_error_rule_is_sent_by_email_and_web_hook(
     assert "paused by the executor" in payload["text"]
 
 
-def test_a_pause_by_a_person_sends_nothing(make_exec_campaign, owner, hook, mailoutbox):  # noqa: F811
+def test_a_pause_by_a_person_sends_nothing(make_exec_campaign, owner, hook, mailoutbox):
     from campaigns.execution import campaign_pause
 
     campaign = make_exec_campaign(

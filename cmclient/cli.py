@@ -195,6 +195,8 @@ def _indent(text: str) -> list[str]:
 
 
 def _changes_text(entry: dict[str, Any]) -> str:
+    if entry.get("lines"):  # the server words them (states, splits, steps), as the campaign page does
+        return _short("; ".join(entry["lines"]), 80)
     changes = entry.get("changes") or {}
     if entry.get("action") == "create":
         return _short(", ".join(changes), 60)

@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from ..choices import CampaignStatus, CampaignType, Visibility
 from ..definition import BPS_FIELDS, NOTIFY_FIELDS, redact_changes, redact_notify
+from ..history_text import describe
 from ..models import Attachment, Campaign, Group, HistoryEntry, Step
 from ..selectors_attention import campaign_attention
 
@@ -242,13 +243,23 @@ class HistoryEntrySerializer(serializers.ModelSerializer):
 
     actor = serializers.SerializerMethodField()
     changes = serializers.SerializerMethodField()
+    lines = serializers.SerializerMethodField(
+        help_text='The changes in words, one line each ("Step step2: waiting → awaiting approval"), as the page '
+        "shows them."
+    )
 
     class Meta:
         model = HistoryEntry
-        fields = ["id", "at", "actor", "action", "version", "changes", "comment"]
+        fields = ["id", "at", "actor", "action", "version", "changes", "lines", "comment"]
 
     def get_changes(self, entry: HistoryEntry) -> dict:
         return redact_changes(entry.changes) if self.context.get("redact") else entry.changes
+
+    def get_lines(self, entry: HistoryEntry) -> list[str]:
+        return [
+            f"{line.label}: {line.new}" if entry.action == "create" else f"{line.label}: {line.old} → {line.new}"
+            for line in describe(self.get_changes(entry))
+        ]
 
     def get_actor(self, entry: HistoryEntry) -> str | None:
         return entry.actor.username if entry.actor else None

@@ -46,7 +46,7 @@ def test_the_history_is_paginated_newest_first(make_campaign, owner, client):
     assert "Page 2 of 2" in second and "‹ Newer" in second and ">night 2<" in _history(second)
 
 
-def test_definition_edits_and_execution_events_are_separate_tabs_in_words(make_exec_campaign, owner, client):
+def test_definition_edits_and_execution_events_are_separate_tabs_in_words(make_exec_campaign, owner, client, api):
     waiting = waiting_campaign(make_exec_campaign, owner)
     campaign = waiting.campaign
     client.force_login(owner)
@@ -68,6 +68,11 @@ def test_definition_edits_and_execution_events_are_separate_tabs_in_words(make_e
     row = re.search(r"<th scope=\"row\">Group step1/n1</th>(.*?)</tr>", text, re.S)
     assert row is not None and 'class="state"' in row.group(1) and 'class="old"' not in row.group(1)
     assert "executor" in text  # the executor's entries are named, not "system"
+    # The API (and so `cm campaign history`) words them the same way.
+    entries = api(owner).get(f"/api/v1/campaigns/{campaign.pk}/history/?page_size=200").json()["results"]
+    lines = [line for entry in entries for line in entry["lines"]]
+    assert "Step step2: waiting → awaiting approval" in lines
+    assert "Split of step step1: one group per night → 1 named group (n1)" in lines
     everything = client.get(f"/campaigns/{campaign.pk}/").content.decode()
     assert len(_entries(everything)) == len(_entries(definition)) + len(_entries(execution))
     assert 'id="history-tab-all"' in everything and 'class="tab active" aria-current="true" id="history-tab-all"' in (

@@ -115,6 +115,25 @@ class ErrorAction(models.TextChoices):
     AUTO_RETRY = "auto-retry", "Retry automatically"
     REVIEW = "review", "Stop for a person to review"
     FAIL = "fail", "Fail the group"
+    PAUSE = "pause", "Fail the group and pause the campaign"
+
+
+class StepHold(models.TextChoices):
+    """Why a step awaits approval (``Step.hold_kind``): what a person is asked to decide."""
+
+    NONE = "", "Not held"
+    APPROVAL = "approval", "The step requires approval"
+    QUALITY_GATE = "quality_gate", "A quality gate of a step it depends on failed"
+
+
+class Attention(models.TextChoices):
+    """What needs a person (campaigns.selectors_attention): one kind per item of the inbox."""
+
+    APPROVAL = "approval", "Step awaits approval"
+    QUALITY_GATE = "quality_gate", "Quality gate failed"
+    FAILED_GROUP = "failed_group", "Failed group"
+    REVIEW = "review", "Failed group to review"
+    PAUSED = "paused", "Paused by the executor"
 
 
 class SplitBy(models.TextChoices):
@@ -149,6 +168,8 @@ class NotificationEvent(models.TextChoices):
     GROUP_FAILED = "group_failed", "A group failed"
     STEP_AWAITING_APPROVAL = "step_awaiting_approval", "A step awaits approval"
     CAMPAIGN_FINISHED = "campaign_finished", "The campaign finished (succeeded, or stopped failed)"
+    QUALITY_GATE_FAILED = "quality_gate_failed", "A quality gate failed (the steps after it await approval)"
+    CAMPAIGN_PAUSED = "campaign_paused", "The executor paused the campaign (an error rule asked for it)"
 
 
 class NotificationChannel(models.TextChoices):

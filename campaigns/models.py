@@ -25,6 +25,7 @@ from .choices import (
     NotificationChannel,
     NotificationEvent,
     NotificationState,
+    StepHold,
     StepStatus,
     SubmissionKind,
     SubmissionState,
@@ -197,6 +198,10 @@ class Step(models.Model):
     )
     approved_at = models.DateTimeField(null=True, blank=True)
     approval_comment = models.TextField(blank=True)
+    # Why it awaits approval, and since when (the inbox): set when it starts waiting, cleared by the approval.
+    hold_kind = models.CharField(max_length=20, choices=StepHold.choices, blank=True, default=StepHold.NONE)
+    hold_reason = models.TextField(blank=True)
+    hold_since = models.DateTimeField(null=True, blank=True)
     output_collection = models.CharField(
         max_length=512, blank=True, help_text="CHAINED collection over the RUN collections of the step's groups."
     )
@@ -309,6 +314,12 @@ class Submission(models.Model):
     quanta_running = models.PositiveIntegerField(default=0)
     quanta_pending = models.PositiveIntegerField(default=0)
     quanta_blocked = models.PositiveIntegerField(default=0)
+    by_task = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The BPS report per task (or job label): {label: {total, succeeded, failed, running, pending, "
+        "blocked}}; quanta from the Butler (Parsl), jobs from the WMS (HTCondor, PanDA).",
+    )
     error = models.TextField(blank=True)
     celery_task_id = models.CharField(max_length=255, blank=True)
     worker_name = models.CharField(max_length=255, blank=True, help_text="Celery hostname of the worker.")
@@ -364,6 +375,7 @@ class QuantumError(models.Model):
     exception_type = models.CharField(max_length=300, blank=True)
     message = models.TextField(blank=True)
     log_location = models.CharField(max_length=1024, blank=True)
+    log_dataset = models.CharField(max_length=1024, blank=True, help_text="URI of the quantum's <task>_log dataset.")
     rule = models.ForeignKey(ErrorRule, on_delete=models.SET_NULL, null=True, blank=True, related_name="matches")
     action = models.CharField(max_length=12, choices=ErrorAction.choices, blank=True)
     created = models.DateTimeField(auto_now_add=True)

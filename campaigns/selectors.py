@@ -12,6 +12,7 @@ from core.filters import without_blanks
 
 from .choices import GroupStatus
 from .models import CHANGE, VIEW, Attachment, Campaign, Group, HistoryEntry, Notification, Step
+from .selectors_attention import attention_annotations
 
 
 def campaign_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Campaign]:
@@ -28,6 +29,7 @@ def campaign_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Ca
                 filter=Q(steps__groups__status__in=[GroupStatus.SUCCEEDED, GroupStatus.ACCEPTED]),
                 distinct=True,
             ),
+            **attention_annotations(),  # what needs a person: the list's column (selectors_attention)
         )
         # Explicit: Django drops Meta.ordering from GROUP BY (annotated) queries, which left pages unordered.
         .order_by("-updated", "name", "pk")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_attention
 
 app_name = "campaigns"
 
@@ -16,7 +16,13 @@ urlpatterns = [
     path("<int:pk>/pause/", views.campaign_pause, name="pause"),
     path("<int:pk>/resume/", views.campaign_resume, name="resume"),
     path("<int:pk>/steps/<int:step_id>/approve/", views.step_approve, name="step-approve"),
+    path("<int:pk>/errors/", views_attention.campaign_errors, name="errors"),
     path("<int:pk>/groups/<int:group_id>/", views.group_detail, name="group"),
+    path(
+        "<int:pk>/groups/<int:group_id>/quanta/<int:error_id>/log/",
+        views_attention.quantum_log,
+        name="quantum-log",
+    ),
     path("<int:pk>/groups/<int:group_id>/<str:verb>/", views.group_action, name="group-action"),
     path("new/", views.campaign_create, name="create"),
     path("import/", views.campaign_import, name="import"),

@@ -31,11 +31,14 @@ from .forms import (
     apply_service_errors,
     step_initial,
 )
+from .history_text import describe, history_filter
 from .inputs import campaign_dataid_sets
 from .models import CHANGE, VIEW
+from .selectors_attention import campaign_attention, needs_action
 from .yaml_io import campaign_to_yaml
 
 PAGE_SIZE = 25
+HISTORY_PAGE_SIZE = 30
 
 
 def _require_staff(request: HttpRequest) -> None:
@@ -47,6 +50,7 @@ _COLUMNS = [
     ("name", "Name", "name"),
     ("type", "Type", "type"),
     ("status", "Status", "status"),
+    ("attention", "Needs action", None),
     ("progress", "Progress", None),
     ("owner", "Owner", "owner"),
     ("repo", "Repo", None),
@@ -78,6 +82,8 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
         qs = selectors.campaign_list(user=request.user, filters={})
         messages.error(request, "Some filters were not valid and were ignored.")
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    for c in page.object_list:  # what waits in each: counted by the list's own query (attention_annotations)
+        c.attention = campaign_attention(c)  # type: ignore[attr-defined]
     return render(
         request,
         "campaigns/list.html",
@@ -92,10 +98,14 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
 
 
 def _run_panel_context(request: HttpRequest, campaign, can_edit: bool) -> dict:
-    """What the self-refreshing part of the campaign page shows: progress, steps, groups, failures."""
+    """What the self-refreshing part of the campaign page shows: what needs action, progress, steps, groups,
+    failures."""
+    attention = needs_action(user=request.user, campaign_ids=[campaign.pk])
     return {
         "campaign": campaign,
         "can_edit": can_edit,
+        "attention": attention.for_campaign(campaign.pk),
+        "attention_items": attention.items,
         "steps": selectors.campaign_steps(campaign=campaign),
         "progress": selectors.campaign_progress(campaign=campaign),
         "failures": selectors.campaign_failures(campaign=campaign),
@@ -106,11 +116,18 @@ def _run_panel_context(request: HttpRequest, campaign, can_edit: bool) -> dict:
 def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = selectors.access_campaign(request.user, pk, VIEW)
     can_edit = selectors.campaign_can_change(request.user, campaign)
-    history = Paginator(selectors.campaign_history(campaign=campaign), 50).get_page(request.GET.get("history_page"))
-    if not can_edit:
-        for entry in history.object_list:  # shown, never saved
+    tab, actions = history_filter(request.GET.get("history"))
+    entries = selectors.campaign_history(campaign=campaign)
+    if actions is not None:
+        entries = entries.filter(action__in=actions)
+    history = Paginator(entries, HISTORY_PAGE_SIZE).get_page(request.GET.get("history_page"))
+    for entry in history.object_list:  # shown, never saved
+        if not can_edit:
             entry.changes = redact_changes(entry.changes)
+        entry.lines = describe(entry.changes)  # type: ignore[attr-defined]
     context = {
+        "history_tab": tab,
+        "history_tabs": [("all", "All"), ("definition", "Definition"), ("execution", "Execution")],
         **_run_panel_context(request, campaign, can_edit),
         "history": history,
         "attachments": selectors.campaign_attachments(campaign=campaign),
@@ -449,11 +466,23 @@ def step_approve(request: HttpRequest, pk: int, step_id: int) -> HttpResponse:
     return redirect(reverse("campaigns:detail", args=[pk]) + "#steps")
 
 
+ATTEMPT_LOGS_SHOWN = 5  # the log tails of the latest attempts are read; older ones have a path only
+
+
 def group_detail(request: HttpRequest, pk: int, group_id: int) -> HttpResponse:
+    """A group at the level of the PanDA monitor: attempts (times, submit directory, BPS report per task, log),
+    failed quanta with their logs, the actions and what each does, and every transition."""
+    from .attempt_files import attempt_log
+    from .execution.planning import run_collection
+
     group = selectors.access_group(request.user, group_id, VIEW)
     if group.step.campaign_id != pk:
         raise Http404("No such group in this campaign.")
     campaign = group.step.campaign
+    submissions = list(selectors.group_submissions(group=group))
+    for index, submission in enumerate(submissions):  # newest first
+        submission.log = attempt_log(submission.submit_dir) if index < ATTEMPT_LOGS_SHOWN else None
+        submission.report = sorted((submission.by_task or {}).items())
     return render(
         request,
         "campaigns/group.html",
@@ -461,10 +490,12 @@ def group_detail(request: HttpRequest, pk: int, group_id: int) -> HttpResponse:
             "campaign": campaign,
             "group": group,
             "can_edit": selectors.campaign_can_change(request.user, campaign),
-            "submissions": selectors.group_submissions(group=group),
+            "submissions": submissions,
             "errors": selectors.group_errors(group=group)[:200],
             "transitions": selectors.group_transitions(group=group),
             "refresh": group.status in ("preflight", "submitting", "running"),
+            "next_run": run_collection(group.output_collection, group.attempts + 1) if group.output_collection else "",
+            "previous_runs": [s.run_collection for s in submissions if s.state not in ("queued", "cancelled")],
         },
     )
 
@@ -501,7 +532,18 @@ def error_rules(request: HttpRequest) -> HttpResponse:
     from .execution import services as execution
     from .forms import ErrorRuleForm
 
-    form = ErrorRuleForm(request.POST or None)
+    # "Make an error rule from this" (the error summary) prefills the form: task, message pattern, the campaign.
+    initial: dict[str, str] = {}
+    source = None
+    if request.method == "GET":
+        for key in ("task_label", "message_regex"):
+            if request.GET.get(key):
+                initial[key] = request.GET[key][:1000]
+        if initial:
+            initial["action"] = "review"
+        if request.GET.get("campaign"):
+            source = selectors.access_campaign(request.user, request.GET["campaign"], VIEW)
+    form = ErrorRuleForm(request.POST or None, initial=initial)
     if request.method == "POST":
         if not is_staff_member(request.user):
             raise PermissionDenied("Only staff members can change error rules.")
@@ -519,7 +561,8 @@ def error_rules(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, "Rule added.")
                 return redirect("campaigns:error-rules")
-    return render(request, "campaigns/error_rules.html", {"rules": selectors.error_rules(), "form": form})
+    context = {"rules": selectors.error_rules(), "form": form, "prefilled": bool(initial), "source": source}
+    return render(request, "campaigns/error_rules.html", context)
 
 
 # --------------------------------------------------------------------------------------

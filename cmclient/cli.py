@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from . import __version__, commands_flags, commands_selection
+from . import __version__, commands_flags, commands_inbox, commands_selection
 from .client import ApiError, Client, save_config, upload_problems
 
 MAX_PROBLEM_LINES = 20
@@ -54,13 +54,14 @@ cm campaign archive NAME [--comment TEXT]
 cm campaign restore NAME
 cm campaign history NAME
 cm campaign steps NAME
+cm inbox [--mine] [--kind approval|quality_gate|failed_group|review|paused]
 cm step approve CAMPAIGN STEP --comment TEXT
 cm group show CAMPAIGN STEP GROUP
 cm group retry|rescue|cancel CAMPAIGN STEP GROUP [--comment TEXT]
 cm group accept CAMPAIGN STEP GROUP --comment TEXT
 cm rules list
 cm select count|freeze RECIPE.json [--name N --reason R]   cm select rerun SET [--version N]
-cm rules add --regex REGEX --action auto-retry|review|fail [--task LABEL] [--max-retries N] [--comment TEXT]
+cm rules add --regex REGEX --action auto-retry|review|fail|pause [--task LABEL] [--max-retries N] [--comment TEXT]
 cm rules delete ID
 cm dataids list [--repo LABEL] [--search TEXT]
 cm dataids show NAME [--repo LABEL]
@@ -194,6 +195,8 @@ def _indent(text: str) -> list[str]:
 
 
 def _changes_text(entry: dict[str, Any]) -> str:
+    if entry.get("lines"):  # the server words them (states, splits, steps), as the campaign page does
+        return _short("; ".join(entry["lines"]), 80)
     changes = entry.get("changes") or {}
     if entry.get("action") == "create":
         return _short(", ".join(changes), 60)
@@ -1295,7 +1298,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_rule("list", cmd_rules_list, "list the error rules in the order they are tried")
     p = add_rule("add", cmd_rules_add, "add an error rule (staff only)")
     p.add_argument("--regex", required=True, metavar="R", help="regular expression searched in the failure message")
-    p.add_argument("--action", required=True, choices=["auto-retry", "review", "fail"])
+    p.add_argument("--action", required=True, choices=["auto-retry", "review", "fail", "pause"])
     p.add_argument("--task", metavar="LABEL", help="only failures of this task label (default: any task)")
     p.add_argument("--max-retries", type=int, default=1, metavar="N", help="with auto-retry: at most N (default 1)")
     p.add_argument("--comment", metavar="TEXT", help="why the rule exists")
@@ -1409,6 +1412,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands_selection.register(commands, common)
     __import__("cmclient.commands_metrics").commands_metrics.register(commands, common)
     commands_flags.register(commands, common)
+    commands_inbox.register(commands, common)
     return parser
 
 

@@ -523,6 +523,20 @@ class Client(TagTablesMixin, SelectionsMixin, MetricsMixin, FlagsMixin):
         """Cancel a group: it will not be submitted again."""
         return self._group_action(campaign, step, group, "cancel", comment)
 
+    # --- what needs a person ---
+
+    def inbox(self, *, mine: bool = False, kind: str | None = None) -> dict[str, Any]:
+        """What waits for a person in the campaigns you may see: ``items`` (each with ``kind``, ``title``,
+        ``reason``, ``since``, ``campaign``, ``can_act`` and the API endpoints of its ``actions``), ``campaigns``
+        (counts by kind and a ``headline``), ``total`` and ``more`` (counted but not listed). ``mine``: only
+        what you may act on; ``kind``: approval, quality_gate, failed_group, review or paused."""
+        params: dict[str, str] = {}
+        if mine:
+            params["mine"] = "true"
+        if kind:
+            params["kind"] = kind
+        return self._json("GET", "inbox/", params=params)
+
     # --- error rules ---
 
     def error_rules(self) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
+from campaigns.views_attention import inbox
 from core import views as core_views
 
 api_v1 = [
@@ -22,6 +23,7 @@ urlpatterns = [
     path("account/token/", core_views.token_page, name="token-page"),
     path("status/", core_views.status_page, name="status"),
     path("healthz", core_views.healthz, name="healthz"),
+    path("inbox/", inbox, name="inbox"),
     path("campaigns/", include("campaigns.urls")),
     path("data/", include("tagging.urls")),
     path("metrics/", include("metrics.urls")),

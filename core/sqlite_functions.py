@@ -3,12 +3,14 @@
 ``make run`` serves the app on SQLite (see README); PostgreSQL is the production and fast path. With
 these, a few queries keep one SQL text on both databases: ``percentile_cont`` (an aggregate taking the
 fraction first, as ``percentile_cont(f, value)``: see ``metrics.services._aggregate``), ``width_bucket``
-and ``LEAST``/``GREATEST`` with PostgreSQL's NULL handling (NULLs are ignored).
+and ``LEAST``/``GREATEST`` with PostgreSQL's NULL handling (NULLs are ignored), and ``regexp_replace`` (for
+the constant patterns of ``campaigns.selectors_failures``; flag ``g`` replaces every match, else the first).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from django.db.backends.signals import connection_created
@@ -61,6 +63,13 @@ def _greatest(*values: Any) -> Any:
     return max(present) if present else None
 
 
+def regexp_replace(text: str | None, pattern: str, replacement: str, flags: str = "") -> str | None:
+    """PostgreSQL's ``regexp_replace(text, pattern, replacement, flags)`` for the flags ``g`` (every match)."""
+    if text is None or pattern is None:
+        return None
+    return re.sub(pattern, replacement, text, count=0 if "g" in (flags or "") else 1)
+
+
 @receiver(connection_created)
 def register_sqlite_functions(sender, connection, **kwargs) -> None:
     if connection.vendor != "sqlite":
@@ -70,3 +79,4 @@ def register_sqlite_functions(sender, connection, **kwargs) -> None:
     raw.create_function("width_bucket", 4, width_bucket, deterministic=True)
     raw.create_function("least", -1, _least, deterministic=True)
     raw.create_function("greatest", -1, _greatest, deterministic=True)
+    raw.create_function("regexp_replace", 4, regexp_replace, deterministic=True)

@@ -32,6 +32,7 @@ import contextlib
 import copy
 import dataclasses
 import json
+import logging
 import os
 import re
 import shlex
@@ -45,6 +46,7 @@ from typing import Any
 import yaml
 
 __all__ = [
+    "ATTEMPT_LOG_FILE",
     "FINISHED_FILE",
     "TEMPLATE_PATH",
     "WMS_SERVICE_CLASSES",
@@ -87,6 +89,10 @@ _BLOCKING_SERVICES = frozenset({"lsst.ctrl.bps.parsl.ParslService", "lsst.ctrl.b
 # Files this adapter adds to a BPS submit directory.
 WORKFLOW_FILE = "cm_workflow.json"  # written by prepare(): graph, jobs, quanta of each job
 FINISHED_FILE = "cm_finished.json"  # written by run_prepared() when a blocking WMS returned
+ATTEMPT_LOG_FILE = "cm_attempt.log"  # what BPS, pipetask (qgraph) and Parsl logged in prepare() and run_prepared()
+ATTEMPT_LOG_MAX_BYTES = 50 * 1024 * 1024  # a runaway log stops here (one line says so), the disk stays bounded
+# Loggers whose records go to the attempt's log file, not to the process's console, during prepare/run_prepared.
+_CAPTURED_LOGGERS = ("lsst", "parsl")
 
 _PLACEHOLDER = re.compile(r"<spec:([a-z_]+)>")
 _STATE_ORDER = ("SUCCEEDED", "FAILED", "RUNNING", "PENDING")
@@ -465,6 +471,97 @@ def _job_table(generic_workflow: Any, wms_workflow: Any) -> dict[str, dict[str, 
     return table
 
 
+class _AttemptLogHandler(logging.Handler):
+    """Writes records to ``<submit_dir>/cm_attempt.log`` once BPS has created the directory (it must not exist
+    before ``init_submission``); what comes earlier waits in memory (a bounded number of records)."""
+
+    _EARLY_RECORDS = 5000
+
+    def __init__(self, submit_dir: str | Path) -> None:
+        super().__init__(logging.NOTSET)
+        self.path = Path(submit_dir) / ATTEMPT_LOG_FILE
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self._stream: Any = None
+        self._early: list[str] = []
+        self._written = 0
+        self._full = False
+
+    def _open(self) -> bool:
+        if self._stream is None and self.path.parent.is_dir():
+            self._stream = open(self.path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed in close()
+            for line in self._early:
+                self._write(line)
+            self._early.clear()
+        return self._stream is not None
+
+    def _write(self, line: str) -> None:
+        if self._full:
+            return
+        size = len(line.encode("utf-8", errors="replace"))
+        if self._written + size > ATTEMPT_LOG_MAX_BYTES:
+            self._stream.write(f"... the log stops here: it reached {ATTEMPT_LOG_MAX_BYTES} bytes\n")
+            self._full = True
+            return
+        self._stream.write(line)
+        self._written += size
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + "\n"
+            if self._open():
+                self._write(line)
+                self._stream.flush()
+            elif len(self._early) < self._EARLY_RECORDS:
+                self._early.append(line)
+        except Exception:  # logging must never break the run
+            self.handleError(record)
+
+    def close(self) -> None:
+        try:
+            self._open()  # the directory may exist by now: keep what was said before
+            if self._stream is not None:
+                self._stream.close()
+                self._stream = None
+        finally:
+            super().close()
+
+
+@contextlib.contextmanager
+def _attempt_log(submit_dir: str | Path | None) -> Iterator[None]:
+    """Send the records of the middleware's loggers (BPS, the ``pipetask qgraph`` output BPS relays, Parsl) to the
+    attempt's log file in its submit directory instead of the console, for the duration.
+
+    Not thread-safe, like :func:`_environ`: one workflow per process at a time.
+    """
+    if not submit_dir:
+        yield
+        return
+    handler = _AttemptLogHandler(submit_dir)
+    saved = []
+    for name in _CAPTURED_LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.propagate))
+        logger.addHandler(handler)
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, propagate in saved:
+            logger.removeHandler(handler)
+            logger.propagate = propagate
+        handler.close()
+
+
+def _submit_dir_of(submit_yaml_path: str | Path) -> str | None:
+    """The ``submitPath`` a rendered submit file names (before BPS creates it), or None if it cannot tell."""
+    try:
+        config = yaml.safe_load(Path(submit_yaml_path).read_text())
+    except Exception:
+        return None
+    value = config.get("submitPath") if isinstance(config, dict) else None
+    return value if isinstance(value, str) and "{" not in value and "$" not in value else None
+
+
 def prepare(submit_yaml_path: str | Path, *, env_extra: Mapping[str, str] | None = None) -> PreparedWorkflow:
     """Build the QuantumGraph and the WMS workflow (BPS's init, acquire, cluster, transform, prepare).
 
@@ -483,7 +580,8 @@ def prepare(submit_yaml_path: str | Path, *, env_extra: Mapping[str, str] | None
     from lsst.ctrl.bps.transform import transform
 
     started = time.monotonic()
-    with _environ(job_environment(env_extra)):
+    with _environ(job_environment(env_extra)), _attempt_log(_submit_dir_of(submit_yaml_path)):
+        logging.getLogger("lsst.ctrl.bps").info("Preparing %s", submit_yaml_path)
         config = init_submission(
             str(submit_yaml_path),
             validators=[submit_path_validator, output_run_validator, out_collection_validator],
@@ -557,13 +655,15 @@ def run_prepared(prepared: PreparedWorkflow, *, env_extra: Mapping[str, str] | N
         config = wms_workflow.bps_config
     run_id: str | None = None
     error: str | None = None
-    with _environ(job_environment(env_extra)):
+    with _environ(job_environment(env_extra)), _attempt_log(prepared.submit_dir):
+        logging.getLogger("lsst.ctrl.bps").info("Submitting %s to %s", prepared.run_name, prepared.wms_service_class)
         service = _service(prepared.wms_service_class, config)
         try:
             returned = service.submit(wms_workflow, config=config)
             run_id = getattr(returned or wms_workflow, "run_id", None)
         except Exception as exc:  # the WMS raises many kinds; the caller needs one
             error = f"{type(exc).__name__}: {exc}"
+            logging.getLogger("lsst.ctrl.bps").error("The WMS failed: %s", error)
         finally:
             dfk = getattr(wms_workflow, "dfk", None)
             if dfk is not None:  # Parsl died half-way: free the process-wide DataFlowKernel

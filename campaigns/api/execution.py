@@ -29,7 +29,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
         fields = [
             "id", "number", "kind", "state", "run_collection", "output_collection", "skip_existing_in",
             "submit_dir", "wms", "compute_site", "wms_run_id", "bps_run_name", "quanta_total", "quanta_succeeded",
-            "quanta_failed", "quanta_running", "quanta_pending", "quanta_blocked", "error", "worker_name",
+            "quanta_failed", "quanta_running", "quanta_pending", "quanta_blocked", "by_task", "error", "worker_name",
             "requested_by", "created", "started", "submitted", "finished", "last_progress",
         ]  # fmt: skip
 
@@ -51,6 +51,7 @@ class QuantumErrorSerializer(serializers.ModelSerializer):
             "exception_type",
             "message",
             "log_location",
+            "log_dataset",
             "rule",
             "action",
         ]

@@ -9,7 +9,9 @@ from core.parsers import JSONField
 
 from ..choices import CampaignStatus, CampaignType, Visibility
 from ..definition import BPS_FIELDS, NOTIFY_FIELDS, redact_changes, redact_notify
+from ..history_text import describe
 from ..models import Attachment, Campaign, Group, HistoryEntry, Step
+from ..selectors_attention import campaign_attention
 
 
 class LinkSerializer(serializers.Serializer):
@@ -133,6 +135,10 @@ class CampaignListSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField()
     group_count = serializers.IntegerField(read_only=True)
     groups_done = serializers.IntegerField(read_only=True)
+    needs_action = serializers.SerializerMethodField(
+        help_text="What waits for a person, counted by kind (approval, quality_gate, failed_group, review, "
+        "paused); empty when nothing does. The same counts as the inbox (GET /api/v1/inbox/)."
+    )
 
     class Meta:
         model = Campaign
@@ -151,8 +157,12 @@ class CampaignListSerializer(serializers.ModelSerializer):
             "version",
             "group_count",
             "groups_done",
+            "needs_action",
             "url",
         ]
+
+    def get_needs_action(self, campaign: Campaign) -> dict[str, int]:
+        return campaign_attention(campaign).counts  # counted by campaign_list's own query
 
     def get_url(self, campaign: Campaign) -> str:
         return reverse("api:campaign-detail", args=[campaign.pk])
@@ -233,13 +243,23 @@ class HistoryEntrySerializer(serializers.ModelSerializer):
 
     actor = serializers.SerializerMethodField()
     changes = serializers.SerializerMethodField()
+    lines = serializers.SerializerMethodField(
+        help_text='The changes in words, one line each ("Step step2: waiting → awaiting approval"), as the page '
+        "shows them."
+    )
 
     class Meta:
         model = HistoryEntry
-        fields = ["id", "at", "actor", "action", "version", "changes", "comment"]
+        fields = ["id", "at", "actor", "action", "version", "changes", "lines", "comment"]
 
     def get_changes(self, entry: HistoryEntry) -> dict:
         return redact_changes(entry.changes) if self.context.get("redact") else entry.changes
+
+    def get_lines(self, entry: HistoryEntry) -> list[str]:
+        return [
+            f"{line.label}: {line.new}" if entry.action == "create" else f"{line.label}: {line.old} → {line.new}"
+            for line in describe(self.get_changes(entry))
+        ]
 
     def get_actor(self, entry: HistoryEntry) -> str | None:
         return entry.actor.username if entry.actor else None

@@ -1,6 +1,8 @@
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from .execution import ErrorRuleViewSet, GroupViewSet, StepViewSet
+from .inbox import InboxView
 from .recurring import RecurringCampaignViewSet
 from .views import CampaignViewSet
 
@@ -11,4 +13,4 @@ router.register("groups", GroupViewSet, basename="group")
 router.register("error-rules", ErrorRuleViewSet, basename="errorrule")
 router.register("recurring-campaigns", RecurringCampaignViewSet, basename="recurringcampaign")
 
-urlpatterns = router.urls
+urlpatterns = [path("inbox/", InboxView.as_view(), name="inbox"), *router.urls]

@@ -35,7 +35,14 @@ from ..inputs import empty_table_problem, table_paths
 from ..models import Campaign, ErrorRule, Group, QuantumError, Step, Submission
 from ..signals import group_outputs_final
 from . import planning
-from .state import move_group, notify_group_failed, record_transition, roll_up, update_returning
+from .state import (
+    campaign_pause_by_executor,
+    move_group,
+    notify_group_failed,
+    record_transition,
+    roll_up,
+    update_returning,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -348,6 +355,7 @@ def _record_failure(submission: Submission, failure: Any, *, rule: ErrorRule | N
         exception_type=(failure.exception_type or "")[:300],
         message=failure.message or "",
         log_location=(failure.log or failure.log_dataset or "")[:1024],
+        log_dataset=(failure.log_dataset or "")[:1024],
         rule=rule,
         action=action,
     )
@@ -392,6 +400,7 @@ def submission_record_result(
         succeeded = progress is not None and progress.state == "SUCCEEDED" and not error and not lost
         decision = ErrorAction.FAIL
         rule_used: ErrorRule | None = None
+        pause_rule: ErrorRule | None = None  # a matched rule asks to pause the whole campaign
         if not succeeded and not lost:
             rules = list(ErrorRule.objects.filter(enabled=True).order_by("position", "pk"))
             actions = []
@@ -407,6 +416,8 @@ def submission_record_result(
                         rule_used = rule
                 _record_failure(submission, failure, rule=rule, action=action)
                 actions.append(action)
+                if action == ErrorAction.PAUSE and pause_rule is None:
+                    pause_rule = rule
             if actions and all(a == ErrorAction.AUTO_RETRY for a in actions) and not error:
                 decision = ErrorAction.AUTO_RETRY
             elif actions and all(a in (ErrorAction.AUTO_RETRY, ErrorAction.REVIEW) for a in actions) and not error:
@@ -424,6 +435,7 @@ def submission_record_result(
             **{k: v for k, v in counts.items() if k != "quanta_running"},
             quanta_running=0 if progress is None else progress.running,
             quanta_blocked=0 if progress is None else progress.blocked,
+            **({"by_task": progress.by_task} if progress is not None and progress.by_task else {}),
         )
         reason = "all quanta succeeded" if succeeded else message.splitlines()[0] if message else "failed"
         moved = move_group(
@@ -443,6 +455,12 @@ def submission_record_result(
             group_outputs_final.send(sender=Group, group_id=group.pk, status=GroupStatus.SUCCEEDED)
         if moved is not None and not succeeded and not (decision == ErrorAction.AUTO_RETRY and rule_used is not None):
             notify_group_failed(campaign, moved, message)
+        if moved is not None and pause_rule is not None:
+            campaign_pause_by_executor(
+                campaign,
+                reason=f"error rule #{pause_rule.pk} (/{pause_rule.message_regex}/) matched a failure of group "
+                f"{group.step.name}/{group.name}",
+            )
         if moved is not None and decision == ErrorAction.AUTO_RETRY and rule_used is not None:
             queue_attempt(
                 group.pk,
@@ -546,7 +564,7 @@ def _record_progress(submission: Submission, progress: Any) -> None:
     now = timezone.now()
     counts = _quanta_counts(progress)
     Submission.objects.filter(pk=submission.pk, state__in=_ACTIVE_SUBMISSION_STATES).update(
-        last_progress=now, quanta_blocked=progress.blocked, **counts
+        last_progress=now, quanta_blocked=progress.blocked, by_task=progress.by_task or {}, **counts
     )
     Group.objects.filter(pk=submission.group_id, status__in=GROUP_ACTIVE_STATES).update(last_progress=now, **counts)
 

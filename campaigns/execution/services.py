@@ -22,6 +22,7 @@ from ..choices import (
     ErrorAction,
     GroupStatus,
     HistoryAction,
+    StepHold,
     StepStatus,
     SubmissionKind,
     SubmissionState,
@@ -195,7 +196,13 @@ def step_approve(*, user, step_id: int, comment: str) -> Step:
         raise ValidationError({"status": f"Step {step.name} is {step.status}, not awaiting approval."})
     now = timezone.now()
     Step.objects.filter(pk=step.pk).update(
-        status=StepStatus.READY, approved_by=user, approved_at=now, approval_comment=comment
+        status=StepStatus.READY,
+        approved_by=user,
+        approved_at=now,
+        approval_comment=comment,
+        hold_kind=StepHold.NONE,
+        hold_reason="",
+        hold_since=None,
     )
     step.refresh_from_db()
     record_history(

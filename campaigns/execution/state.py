@@ -22,12 +22,16 @@ from ..choices import (
     GroupStatus,
     HistoryAction,
     NotificationEvent,
+    StepHold,
     StepStatus,
     SubmissionState,
 )
 from ..models import Campaign, Group, GroupTransition, HistoryEntry, Step, Submission
 
 logger = logging.getLogger(__name__)
+# One line per group state change (the console of `make run`, the workers' logs); BPS and pipetask output goes to
+# each attempt's log file instead (campaigns.execution.attempt_log).
+moves_logger = logging.getLogger("campaigns.groups")
 
 # States from which each kind of submission attempt has started a workflow (its run may exist).
 _STARTED_SUBMISSION_STATES = {
@@ -74,14 +78,53 @@ def notify_group_failed(campaign: Campaign, group: Group, error: str) -> None:
     )
 
 
-def _notify_step_awaiting_approval(step: Step) -> None:
+def _notify_step_awaiting_approval(step: Step, *, kind: str = StepHold.APPROVAL, why: str = "") -> None:
+    """A step now awaits approval: ``step_awaiting_approval``, or ``quality_gate_failed`` when a failed gate holds it.
+
+    A campaign that asks for ``quality_gate_failed`` gets that message alone for a gate hold (not both).
+    """
     campaign = step.campaign
+    link = reverse("campaigns:detail", args=[campaign.pk])
+    if kind == StepHold.QUALITY_GATE:
+        events = (campaign.notify or {}).get("events") or []
+        text = (
+            f"Campaign {campaign.name}: {why or 'a quality gate failed'}.\n\nStep {step.name} waits for a staff "
+            "member to approve it (it starts despite the gate) or to cancel the campaign."
+        )
+        if NotificationEvent.QUALITY_GATE_FAILED in events:
+            _notify(
+                campaign,
+                NotificationEvent.QUALITY_GATE_FAILED,
+                f"[{campaign.name}] quality gate failed: step {step.name} awaits approval",
+                text,
+                link,
+            )
+            return
+        _notify(
+            campaign,
+            NotificationEvent.STEP_AWAITING_APPROVAL,
+            f"[{campaign.name}] step {step.name} awaits approval (a quality gate failed)",
+            text,
+            link,
+        )
+        return
     _notify(
         campaign,
         NotificationEvent.STEP_AWAITING_APPROVAL,
         f"[{campaign.name}] step {step.name} awaits approval",
         f"Campaign {campaign.name}: the steps that step {step.name} depends on are done; "
         f"it awaits a staff member's approval before its groups run.",
+        link,
+    )
+
+
+def _notify_campaign_paused(campaign: Campaign, reason: str) -> None:
+    _notify(
+        campaign,
+        NotificationEvent.CAMPAIGN_PAUSED,
+        f"[{campaign.name}] campaign paused by the executor",
+        f"Campaign {campaign.name} was paused by the executor: {reason}.\n\nRunning groups go on; nothing new is "
+        "submitted until a staff member resumes it.",
         reverse("campaigns:detail", args=[campaign.pk]),
     )
 
@@ -173,25 +216,42 @@ def record_transition(
             changes={f"group {group.step.name}/{group.name}": [frm, to]},
             comment=(reason if comment is None else comment).strip(),
         )
+        _log_move(campaign.name, group.step.name, group.name, frm, to, reason)
         return
+    # The names come back for the console line (the last SELECT reads the rows the CTEs joined; still one statement).
     sql = f"""
         WITH t AS (
             INSERT INTO {q(GroupTransition._meta.db_table)}
                 (group_id, from_status, to_status, actor_id, submission_id, reason, at)
             VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING group_id
+        ), names AS (
+            SELECT c.id AS campaign_id, c.version, c.name AS campaign, s.name AS step, g.name AS grp
+            FROM t
+            JOIN {q(Group._meta.db_table)} g ON g.id = t.group_id
+            JOIN {q(Step._meta.db_table)} s ON s.id = g.step_id
+            JOIN {q(Campaign._meta.db_table)} c ON c.id = s.campaign_id
+        ), h AS (
+            INSERT INTO {q(HistoryEntry._meta.db_table)} (campaign_id, actor_id, at, action, version, changes, comment)
+            SELECT campaign_id, %s, %s, %s, version,
+                   jsonb_build_object('group ' || step || '/' || grp, jsonb_build_array(%s::text, %s::text)), %s
+            FROM names
         )
-        INSERT INTO {q(HistoryEntry._meta.db_table)} (campaign_id, actor_id, at, action, version, changes, comment)
-        SELECT c.id, %s, %s, %s, c.version,
-               jsonb_build_object('group ' || s.name || '/' || g.name, jsonb_build_array(%s::text, %s::text)), %s
-        FROM t
-        JOIN {q(Group._meta.db_table)} g ON g.id = t.group_id
-        JOIN {q(Step._meta.db_table)} s ON s.id = g.step_id
-        JOIN {q(Campaign._meta.db_table)} c ON c.id = s.campaign_id
+        SELECT campaign, step, grp FROM names
     """  # noqa: S608 - table names from the models, values as parameters
     params: list[Any] = [group_id, frm, to, actor_id, submission_id, reason[:2000], now]
     params += [actor_id, now, str(HistoryAction.EXECUTION), frm, to, (reason if comment is None else comment).strip()]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is not None:
+        _log_move(row[0], row[1], row[2], frm, to, reason)
+
+
+def _log_move(campaign: str, step: str, group: str, frm: str, to: str, reason: str) -> None:
+    """The one console line of a group move: ``w48-minidrp step1/night-20251121: ready → preflight (why)``."""
+    where = f"{step}/{group}" if group else step
+    why = reason.splitlines()[0][:200] if reason else ""
+    moves_logger.info("%s %s: %s → %s%s", campaign, where, frm, to, f" ({why})" if why else "")
 
 
 def move_group(
@@ -259,7 +319,7 @@ def _set_step_status(step: Step, status: str, *, actor=None, reason: str = "", *
             campaign=step.campaign, actor=actor, changes={f"step {step.name}": [old, status]}, comment=reason
         )
         if status == StepStatus.AWAITING_APPROVAL:
-            _notify_step_awaiting_approval(step)
+            _notify_step_awaiting_approval(step, kind=fields.get("hold_kind") or StepHold.APPROVAL, why=reason)
     return True
 
 
@@ -274,6 +334,20 @@ def _set_campaign_status(campaign: Campaign, status: str, *, actor=None, reason:
     )
     if status in (CampaignStatus.SUCCEEDED, CampaignStatus.FAILED):
         _notify_campaign_finished(campaign, status, reason)
+    if status == CampaignStatus.PAUSED and actor is None:
+        _notify_campaign_paused(campaign, reason)
+
+
+def campaign_pause_by_executor(campaign: Campaign, *, reason: str) -> bool:
+    """The executor pauses a running campaign for a person (an error rule with the action ``pause`` matched).
+
+    Running groups go on; nothing new is submitted until someone resumes it. The pause is recorded with no
+    actor, which is how the inbox tells it from a person's pause. ``campaign`` is locked by the caller.
+    """
+    if campaign.status != CampaignStatus.RUNNING:
+        return False
+    _set_campaign_status(campaign, CampaignStatus.PAUSED, reason=reason)
+    return True
 
 
 def step_runs(step: Step) -> list[str]:
@@ -307,11 +381,28 @@ def _promote(campaign: Campaign, step: Step, *, actor, reason: str) -> list[int]
     hold, why = step_hold(step)
     if hold == "pending":
         return None
+    now = timezone.now()
     if hold == "hold" and step.approved_at is None:
-        _set_step_status(step, StepStatus.AWAITING_APPROVAL, actor=actor, reason=why)
+        _set_step_status(
+            step,
+            StepStatus.AWAITING_APPROVAL,
+            actor=actor,
+            reason=why,
+            hold_kind=StepHold.QUALITY_GATE,
+            hold_reason=why,
+            hold_since=now,
+        )
         return []
     if step.requires_approval and step.approved_at is None:
-        _set_step_status(step, StepStatus.AWAITING_APPROVAL, actor=actor, reason=reason)
+        _set_step_status(
+            step,
+            StepStatus.AWAITING_APPROVAL,
+            actor=actor,
+            reason=reason,
+            hold_kind=StepHold.APPROVAL,
+            hold_reason=f"step {step.name} requires approval before it starts ({reason})",
+            hold_since=now,
+        )
         return []
     _set_step_status(step, StepStatus.READY, actor=actor, reason=reason)
     return ready_groups_of(step, actor=actor, reason=f"step {step.name} is ready", campaign=campaign)
@@ -349,6 +440,8 @@ def ready_groups_of(step: Step, *, actor, reason: str, campaign: Campaign) -> li
             changes={f"group {step.name}/{name}": [GroupStatus.WAITING, GroupStatus.READY] for _, name in waiting},
             comment=reason,
         )
+    for _, name in waiting:
+        _log_move(campaign.name, step.name, name, GroupStatus.WAITING, GroupStatus.READY, reason)
     return ids
 
 

@@ -43,3 +43,23 @@ def query_with(context, **changes) -> str:
             params[key] = value
     encoded = params.urlencode()
     return f"?{encoded}" if encoded else "?"
+
+
+@register.filter
+def duration(start, end) -> str:
+    """The time from ``start`` to ``end`` in words ("4 min 05 s"); "—" when either is unknown."""
+    if not start or not end:
+        return "—"
+    seconds = round((end - start).total_seconds())
+    if seconds < 0:
+        return "—"
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"

@@ -284,7 +284,7 @@ def test_history_lists_who_did_what(cm, campaign, owner):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["WHEN", "WHO", "ACTION", "VERSION", "CHANGES", "COMMENT"]
-    assert "status: draft → ready" in lines[1] and "Looks good" in lines[1] and "alice" in lines[1]
+    assert "Status: draft → ready" in lines[1] and "Looks good" in lines[1] and "alice" in lines[1]
     assert " create " in lines[2]
 
 

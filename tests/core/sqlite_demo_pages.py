@@ -260,4 +260,42 @@ assert moved is not None and moved.status == GroupStatus.CANCELLED
 assert ready.transitions.filter(from_status="ready", to_status="cancelled", reason="smoke test cancel").exists()
 assert ready.step.campaign.history.filter(comment="smoke test cancel").exists()
 ok("executor state move with its transition and history entry")
+
+# --- what needs a person: a failed group recorded as a worker would, then the inbox, banner and error summary ---
+from campaigns.execution.runner import submission_claim, submission_record_prepared, submission_record_result  # noqa: E402
+from lsst_adapter.bps import FailedQuantum, GroupProgress, PreparedWorkflow  # noqa: E402
+
+other = Group.objects.filter(step__campaign__name="w48-minidrp", status=GroupStatus.READY).first()
+claimed = submission_claim(group_id=other.pk, worker_name="smoke")
+assert claimed is not None
+assert submission_record_prepared(
+    submission_id=claimed.pk,
+    prepared=PreparedWorkflow(
+        run_name="smoke", submit_dir=claimed.submit_dir, qgraph_file="g.qg", quanta=2, quanta_by_task={"step1": 2},
+        jobs=4, wms_service_class="lsst.ctrl.bps.parsl.ParslService", butler_config="", output="", output_run="",
+        prepare_seconds=0.0,
+    ),
+)  # fmt: skip
+data_id = {"instrument": "DemoCam", "exposure": 2025112100150, "detector": 3}
+submission_record_result(
+    submission_id=claimed.pk,
+    progress=GroupProgress(
+        total=2, succeeded=1, failed=1, state="FAILED", finished=True,
+        by_task={"step1": {"total": 2, "succeeded": 1, "failed": 1, "running": 0, "pending": 0, "blocked": 0}},
+        failures=[FailedQuantum("step1", data_id, "RuntimeError", "PSF fit diverged after 12 iterations in 'g'")],
+    ),
+)  # fmt: skip
+other.refresh_from_db()
+assert other.status == GroupStatus.FAILED, other.status
+expect(client.get("/inbox/"), "inbox", f"Group {other.step.name}/{other.name} failed")
+inbox = json.loads(expect(client.get("/api/v1/inbox/"), "GET /api/v1/inbox/"))
+assert any(i["group_id"] == other.pk and i["can_act"] for i in inbox["items"]), inbox
+expect(client.get(f"/campaigns/{a.pk}/"), "campaign page banner", 'id="attention"', "failed groups")
+expect(client.get("/campaigns/"), "campaign list column", "1 failed group")
+expect(
+    client.get(f"/campaigns/{a.pk}/errors/"),
+    "error summary (regexp_replace on SQLite)",
+    "PSF fit diverged after # iterations in &#x27;…&#x27;",
+)
+expect(client.get(f"/campaigns/{a.pk}/groups/{other.pk}/"), "group page", 'id="report-1"', "PSF fit diverged")
 print("ALL OK", flush=True)

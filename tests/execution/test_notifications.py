@@ -24,7 +24,13 @@ from tests.conftest import definition
 
 pytestmark = pytest.mark.django_db
 
-ALL_EVENTS = ["group_failed", "step_awaiting_approval", "campaign_finished"]
+ALL_EVENTS = [
+    "group_failed",
+    "step_awaiting_approval",
+    "campaign_finished",
+    "quality_gate_failed",
+    "campaign_paused",
+]
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -302,7 +308,7 @@ def test_the_form_edits_notify_and_the_page_shows_it(client, owner, science_user
     client.force_login(owner)
     page = client.get(f"/campaigns/{campaign.pk}/edit/")
     assert b'name="notify_emails"' in page.content and b'name="notify_webhook"' in page.content
-    assert page.content.count(b'name="notify_events"') == 3
+    assert page.content.count(b'name="notify_events"') == len(ALL_EVENTS)
     form = {
         "name": campaign.name,
         "campaign_type": campaign.campaign_type,

@@ -217,6 +217,11 @@ LOGGING = {
 CM_DATAID_UPLOAD_MAX_BYTES = env_int("CM_DATAID_UPLOAD_MAX_BYTES", 512 * 1024 * 1024)
 CM_DATAID_QUOTA = env_int("CM_DATAID_QUOTA", 20_000_000)
 
+# Butler repos may be registered only under these roots (tagging.repo_locations): comma-separated absolute
+# paths (or file:///path), s3://bucket/prefix, gs://bucket/prefix, https://host/prefix. Unset: the project's
+# var/butler in DEBUG (where `make run` builds the demo repo), nothing otherwise; set it empty to allow none.
+CM_BUTLER_REPO_ROOTS = env_list("CM_BUTLER_REPO_ROOTS", [str(VAR_DIR / "butler")] if DEBUG else [])
+
 # Executor (campaigns.execution): BPS submit directories (one fresh directory per attempt),
 # where relative pipeline paths are found, and reconciliation of lost workers.
 CM_SUBMIT_ROOT = Path(env_str("CM_SUBMIT_ROOT", str(VAR_DIR / "submit")))

@@ -8,6 +8,7 @@ Complex state is built by calling the real services.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +48,12 @@ def _user(username: str, role: str | None, **extra) -> Any:
     if role:
         set_role(user, role)
     return user
+
+
+@pytest.fixture(autouse=True)
+def _butler_repo_roots(settings):
+    """Tests register repos under the temporary directory (pytest's tmp_path) and var/test/butler."""
+    settings.CM_BUTLER_REPO_ROOTS = [tempfile.gettempdir(), str(settings.VAR_DIR / "butler")]
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import database_from_url, env_bool, env_int, env_json, env_list, env_str
+from .env import database_from_url, env_bool, env_duration, env_int, env_json, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CM_VAR_DIR", str(BASE_DIR / "var")))
@@ -140,10 +140,44 @@ CSRF_COOKIE_SECURE = env_bool("CM_SECURE_COOKIES", not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+# Caches. "default" holds computed dashboards; "auth" counts failed log-ins (core.auth_limits), so it must be
+# shared by every web process: Redis when CM_CACHE_URL is set (several hosts), else files under var/ (the
+# processes of one host, as `make run` and a single gunicorn host have).
+CM_CACHE_URL = env_str("CM_CACHE_URL")
+if CM_CACHE_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CM_CACHE_URL},
+        "auth": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CM_CACHE_URL,
+            "KEY_PREFIX": "cm-auth",
+        },
+    }
+else:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "auth": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "auth-cache"),
+        },
+    }
+
+# Log-in limits (login page, admin log-in, POST /api/v1/auth/token/): after this many failures within the window
+# for one username, or from one client address, further attempts are answered 429 with Retry-After until the
+# window (counted from the first failure) ends.
+CM_AUTH_MAX_FAILURES_PER_USER = env_int("CM_AUTH_MAX_FAILURES_PER_USER", 5)
+CM_AUTH_MAX_FAILURES_PER_ADDRESS = env_int("CM_AUTH_MAX_FAILURES_PER_ADDRESS", 20)
+CM_AUTH_FAILURE_WINDOW_SECONDS = env_int("CM_AUTH_FAILURE_WINDOW_SECONDS", 900)
+# How many proxies in front of the app append to X-Forwarded-For (0: the client is REMOTE_ADDR). The client
+# address is the one that many places from the right; a client cannot choose it by sending the header itself.
+CM_NUM_PROXIES = env_int("CM_NUM_PROXIES", 0)
+# API tokens older than this are refused (seconds; CM_TOKEN_MAX_AGE accepts 3600, 12h, 30d, 2w or off).
+CM_TOKEN_MAX_AGE = env_duration("CM_TOKEN_MAX_AGE", None)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "core.tokens.ExpiringTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],

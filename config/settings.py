@@ -140,7 +140,7 @@ CSRF_COOKIE_SECURE = env_bool("CM_SECURE_COOKIES", not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
-# Caches. "default" holds computed dashboards; "auth" counts failed log-ins (core.auth_limits), so it must be
+# Caches. "default" holds computed dashboards; "auth" counts failed log-ins (core.auth), so it must be
 # shared by every web process: Redis when CM_CACHE_URL is set (several hosts), else files under var/ (the
 # processes of one host, as `make run` and a single gunicorn host have).
 CM_CACHE_URL = env_str("CM_CACHE_URL")
@@ -159,6 +159,9 @@ else:
         "auth": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
             "LOCATION": str(VAR_DIR / "auth-cache"),
+            # Django culls a third of the entries past MAX_ENTRIES (300 by default): keep the counts of a
+            # password-spraying burst; each failure lists the directory, so not unbounded either.
+            "OPTIONS": {"MAX_ENTRIES": 10_000},
         },
     }
 

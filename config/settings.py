@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -144,6 +145,7 @@ X_FRAME_OPTIONS = "DENY"
 # shared by every web process: Redis when CM_CACHE_URL is set (several hosts), else files under var/ (the
 # processes of one host, as `make run` and a single gunicorn host have).
 CM_CACHE_URL = env_str("CM_CACHE_URL")
+CACHES: dict[str, dict[str, Any]]
 if CM_CACHE_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CM_CACHE_URL},

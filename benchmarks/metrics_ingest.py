@@ -32,6 +32,7 @@ def _setup(url: str) -> None:
     os.environ.setdefault("DEBUG", "0")
     os.environ.setdefault("CELERY_BROKER_URL", "memory://")
     os.environ.setdefault("CM_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("CM_BUTLER_REPO_ROOTS", "/nonexistent")  # a rows-only repo, never read
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     sys.path.insert(0, str(ROOT))
     import psycopg

@@ -69,6 +69,8 @@ def _environment() -> dict[str, str]:
     env.setdefault("CM_VAR_DIR", str(BENCH_DIR / "django"))
     env.setdefault("CELERY_BROKER_URL", "memory://")
     env.setdefault("CM_LOG_LEVEL", "WARNING")
+    # The benchmark repo, and /nonexistent for the rows-only repos of the selection and dashboard data (never read).
+    env.setdefault("CM_BUTLER_REPO_ROOTS", f"{BENCH_DIR},/nonexistent")
     env["DJANGO_SETTINGS_MODULE"] = "config.settings"
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env

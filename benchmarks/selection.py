@@ -140,6 +140,7 @@ def build() -> dict[str, Any]:
     from django.db import connection, transaction
 
     from tagging.models import ButlerRepo, TagColumn, TagTable
+    from tagging.services import butler_repo_upsert
 
     User = get_user_model()
     user, _ = User.objects.get_or_create(username=USER, defaults={"is_superuser": True, "is_staff": True})
@@ -150,9 +151,7 @@ def build() -> dict[str, Any]:
     started = time.perf_counter()
     with transaction.atomic():
         if repo is None:
-            repo = ButlerRepo.objects.create(
-                label=REPO_LABEL, config_uri="/nonexistent/bench", default_instrument=INSTRUMENT
-            )
+            repo = butler_repo_upsert(label=REPO_LABEL, config_uri="/nonexistent/bench", default_instrument=INSTRUMENT)
         with connection.cursor() as cursor:
             cursor.execute(
                 "DELETE FROM tagging_tagrow WHERE table_id IN (SELECT id FROM tagging_tagtable WHERE repo_id = %s)",

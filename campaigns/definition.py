@@ -9,13 +9,14 @@ inside structures (``bps.request_memory``, ``links[1].url``,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 
+from core.names import name_unavailable
 from core.roles import is_staff_member
 from lsst_adapter import check_where_syntax
 from metrics.conditions import clean_gates, clean_metric_input
@@ -327,7 +328,30 @@ def _steps(value: Any, errors: _Errors) -> list[dict[str, Any]]:
     return out
 
 
-def _input_selection(value: Any, repo_label: str, errors: _Errors) -> dict[str, Any]:
+def _set_scope(user, instance: Campaign | None) -> Callable[[str, str], Any]:
+    """``versions(repo_label, name)``: the versions of that set a definition may name. With a ``user``,
+    only sets they may see (a private set of someone else reads as missing: same message, nothing used),
+    except the sets the campaign already names (a collaborator may edit a campaign whose owner pinned one
+    of their own sets)."""
+    from tagging.models import DataIdSet, DataIdSetVersion
+
+    kept: set[str] = set()
+    if instance is not None:
+        refs = [instance.input_selection or {}, *(instance.include_sets or []), *(instance.exclude_sets or [])]
+        kept = {ref["dataid_set"] for ref in refs if isinstance(ref, Mapping) and "dataid_set" in ref}
+
+    def versions(repo_label: str, name: str):
+        qs = DataIdSetVersion.objects.filter(dataid_set__repo__label=repo_label, dataid_set__name=name)
+        if user is not None and name not in kept:
+            qs = qs.filter(dataid_set__in=DataIdSet.objects.restrict(user, "view"))
+        return qs
+
+    return versions
+
+
+def _input_selection(
+    value: Any, repo_label: str, errors: _Errors, versions: Callable[[str, str], Any] | None = None
+) -> dict[str, Any]:
     """A frozen selection (any DataID set version of exposures or visits) the inputs are limited to,
     with its version pinned: ``{"dataid_set": name, "version": n}``; ``{}`` for none."""
     from tagging.selection.services import campaign_selection_version
@@ -349,6 +373,9 @@ def _input_selection(value: Any, repo_label: str, errors: _Errors) -> dict[str, 
         errors.add("input_selection.version", f"Must be a version number, got {version!r}.")
         return {}
     if not repo_label:
+        return {}
+    if versions is not None and not versions(repo_label, value["dataid_set"]).exists():
+        errors.add("input_selection", f"No DataID set {value['dataid_set']!r} in repo {repo_label}.")
         return {}
     try:
         found = campaign_selection_version(repo_label=repo_label, name=value["dataid_set"], number=version)
@@ -386,7 +413,13 @@ def _set_ref(value: Any, key: str, errors: _Errors) -> tuple[str, int | None] | 
 
 
 def _dataid_sets(
-    value: Any, key: str, repo_label: str, errors: _Errors, *, included: list[dict[str, Any]] | None = None
+    value: Any,
+    key: str,
+    repo_label: str,
+    errors: _Errors,
+    *,
+    included: list[dict[str, Any]] | None = None,
+    versions: Callable[[str, str], Any] | None = None,
 ) -> list[dict[str, Any]]:
     """A list of DataID set versions (``include_sets``/``exclude_sets``), each pinned to a version of a set in
     the campaign's repo (the latest when none is given) whose dimensions a pipeline can be constrained by."""
@@ -406,13 +439,16 @@ def _dataid_sets(
         if ref is None or not repo_label:
             continue
         name, number = ref
-        versions = DataIdSetVersion.objects.filter(dataid_set__repo__label=repo_label, dataid_set__name=name)
-        if not versions.exists():
+        if versions is not None:
+            of_set = versions(repo_label, name)
+        else:
+            of_set = DataIdSetVersion.objects.filter(dataid_set__repo__label=repo_label, dataid_set__name=name)
+        if not of_set.exists():
             errors.add(f"{at}.dataid_set", f"No DataID set {name!r} in repo {repo_label}.")
             continue
-        found = versions.order_by("-number").first() if number is None else versions.filter(number=number).first()
+        found = of_set.order_by("-number").first() if number is None else of_set.filter(number=number).first()
         if found is None:
-            latest = versions.order_by("-number").values_list("number", flat=True).first()
+            latest = of_set.order_by("-number").values_list("number", flat=True).first()
             errors.add(f"{at}.version", f"{name} has no version {number} (latest: v{latest}).")
             continue
         dims = list(found.dimensions)
@@ -463,7 +499,7 @@ def _check_set_keys(clean: dict[str, Any], repo_label: str, errors: _Errors) -> 
 
 
 def clean_definition(
-    data: Mapping[str, Any], *, instance: Campaign | None = None, allow_unknown: bool = False
+    data: Mapping[str, Any], *, instance: Campaign | None = None, allow_unknown: bool = False, user=None
 ) -> dict[str, Any]:
     """Validate a complete definition and return it normalised.
 
@@ -491,7 +527,7 @@ def clean_definition(
         if instance is not None:
             clash = clash.exclude(pk=instance.pk)
         if clash.exists():
-            errors.add("name", f"A campaign named {name!r} already exists.")
+            errors.add("name", name_unavailable(name))  # the same whether or not the user may see it
     out["name"] = name
     if merged.get("campaign_type"):
         out["campaign_type"] = _choice(merged["campaign_type"], "campaign_type", CampaignType, errors)
@@ -512,14 +548,18 @@ def clean_definition(
         problem = check_where_syntax(out["data_query"])
         if problem is not None:
             errors.add("data_query", f"Not a valid Butler 'where' expression: {problem.message}")
-    out["input_selection"] = _input_selection(merged.get("input_selection"), repo_label, errors)
-    out["include_sets"] = _dataid_sets(merged.get("include_sets"), "include_sets", repo_label, errors)
+    versions = _set_scope(user, instance) if user is not None else None
+    out["input_selection"] = _input_selection(merged.get("input_selection"), repo_label, errors, versions)
+    out["include_sets"] = _dataid_sets(
+        merged.get("include_sets"), "include_sets", repo_label, errors, versions=versions
+    )
     out["exclude_sets"] = _dataid_sets(
         merged.get("exclude_sets"),
         "exclude_sets",
         repo_label,
         errors,
         included=[*out["include_sets"], *([out["input_selection"]] if out["input_selection"] else [])],
+        versions=versions,
     )
     if repo_label:
         _check_set_keys(out, repo_label, errors)

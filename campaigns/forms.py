@@ -364,7 +364,10 @@ class ErrorRuleForm(forms.Form):
     message_regex = forms.CharField(
         max_length=1000,
         label="Message pattern",
-        help_text="A Python regular expression searched in the exception message.",
+        help_text=(
+            "A regular expression searched in the exception message (RE2 syntax, like Python's without "
+            "back-references or look-around, so that no pattern can stall a worker)."
+        ),
     )
     action = forms.ChoiceField(choices=ErrorAction.choices)
     max_retries = forms.IntegerField(min_value=0, initial=1, help_text="For auto-retry: how many new attempts at most.")

@@ -349,7 +349,10 @@ class ErrorRule(models.Model):
     """Maps a known failure (task label and message pattern) to what the executor does about it."""
 
     task_label = models.CharField(max_length=200, blank=True, help_text="Blank: any task.")
-    message_regex = models.CharField(max_length=1000, help_text="Python regular expression searched in the message.")
+    message_regex = models.CharField(
+        max_length=1000,
+        help_text="Regular expression (RE2 syntax: linear time, no back-references or look-around) searched in the message.",
+    )
     action = models.CharField(max_length=12, choices=ErrorAction.choices)
     max_retries = models.PositiveIntegerField(default=1)
     enabled = models.BooleanField(default=True)

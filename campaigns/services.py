@@ -81,7 +81,7 @@ def _grant_owner(campaign: Campaign) -> None:
 def campaign_create(*, user, data: Mapping[str, Any], comment: str = "", action_note: str = "") -> Campaign:
     """Create a campaign (and its steps) from a definition; ``user`` becomes definer and, unless named, owner."""
     _require_staff(user)
-    clean = clean_definition(data)
+    clean = clean_definition(data, user=user)  # DataID sets it names: only those the user may see
     owner = clean.pop("owner", None) or user
     collaborators = clean.pop("collaborators")
     steps = clean.pop("steps", [])
@@ -137,7 +137,7 @@ def campaign_update(*, user, campaign_id: int, version: int, data: Mapping[str, 
     merged = {**before, **data}
     if "steps" not in data:
         merged.pop("steps")
-    clean = clean_definition(merged, instance=campaign)
+    clean = clean_definition(merged, instance=campaign, user=user)
     if "steps" in clean and clean["steps"] != before["steps"] and campaign.status not in _EDITABLE_STEP_STATES:
         raise ValidationError(
             {"steps": f"Steps cannot change once the campaign is {campaign.get_status_display().lower()}."}

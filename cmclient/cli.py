@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import yaml
 
 from . import __version__, commands_flags, commands_inbox, commands_selection
-from .client import ApiError, Client, save_config, upload_problems
+from .client import ApiError, Client, config_path, save_config, upload_problems
 
 MAX_PROBLEM_LINES = 20
 
@@ -41,6 +41,7 @@ TEXT_FIELDS = {
 
 USAGE = """\
 cm login --url URL [--token TOKEN | --username USER [--password-stdin]]
+cm logout                              (revokes your token on the server and forgets it here)
 cm campaign list [--type T] [--status S] [--owner USER] [--search TEXT] [--repo LABEL] [--sort KEY] [--archived]
 cm campaign show NAME
 cm campaign create --from-yaml FILE|-
@@ -338,6 +339,25 @@ def cmd_login(args: argparse.Namespace) -> int:
     else:
         who = f" as {username}" if username else ""
         _out(f"Logged in to {url}{who}. Token saved in {path} (readable only by you).")
+    return 0
+
+
+def cmd_logout(args: argparse.Namespace) -> int:
+    client = _client(args)
+    client.revoke_token()
+    path = config_path()
+    forgotten = False
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(saved, dict) and saved.get("token") == client.token:
+            path.unlink()
+            forgotten = True
+    except (OSError, ValueError):
+        pass
+    if args.json:
+        _print_json({"url": client.url, "revoked": True, "config_removed": str(path) if forgotten else None})
+    else:
+        _out(f"Revoked your API token at {client.url}" + (f" and removed {path}." if forgotten else "."))
     return 0
 
 
@@ -1167,6 +1187,14 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_argument("--username", "-u", help="log in with this username (the password is prompted)")
     login.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     login.set_defaults(func=cmd_login)
+    logout = commands.add_parser(
+        "logout",
+        parents=[common],
+        help="revoke your API token and forget it",
+        description="Revoke the API token in use on the server (it stops working at once) and remove the config "
+        "file that holds it.",
+    )
+    logout.set_defaults(func=cmd_logout)
 
     campaign = commands.add_parser("campaign", help="list, show, create and change campaigns")
     sub = campaign.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)

@@ -326,6 +326,10 @@ class Client(TagTablesMixin, SelectionsMixin, MetricsMixin, FlagsMixin):
             raise ApiError(f"unexpected answer from {self.url}: no token in the reply")
         return str(answer["token"])
 
+    def revoke_token(self) -> None:
+        """Revoke the token this client uses (``DELETE auth/token/``): it stops working at once."""
+        self._json("DELETE", "auth/token/")
+
     # --- campaigns ---
 
     def campaigns(self, **filters: Any) -> list[dict[str, Any]]:

@@ -36,6 +36,32 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> int | None:
+    """Seconds in ``"3600"``, ``"90m"``, ``"12h"``, ``"30d"`` or ``"2w"``; None for ``"off"``, ``"0"`` or ``""``."""
+    value = text.strip().lower()
+    if value in {"", "off", "none", "0"}:
+        return None
+    unit = _DURATION_UNITS.get(value[-1]) if value[-1].isalpha() else 1
+    number = value[:-1] if value[-1].isalpha() else value
+    if unit is None or not number.isdigit() or int(number) <= 0:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 3600, 90m, 12h, 30d, 2w or off)")
+    return int(number) * unit
+
+
+def env_duration(name: str, default: int | None) -> int | None:
+    """A duration in seconds from the environment (see ``parse_duration``); None means off."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"Environment variable {name}: {exc}") from exc
+
+
 def env_json(name: str, default):
     value = os.environ.get(name)
     if value is None or value.strip() == "":

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import database_from_url, env_bool, env_int, env_json, env_list, env_str
+from .env import database_from_url, env_bool, env_duration, env_int, env_json, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CM_VAR_DIR", str(BASE_DIR / "var")))
@@ -140,12 +141,50 @@ CSRF_COOKIE_SECURE = env_bool("CM_SECURE_COOKIES", not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+# Caches. "default" holds computed dashboards; "auth" counts failed log-ins (core.auth), so it must be
+# shared by every web process: Redis when CM_CACHE_URL is set (several hosts), else files under var/ (the
+# processes of one host, as `make run` and a single gunicorn host have).
+CM_CACHE_URL = env_str("CM_CACHE_URL")
+CACHES: dict[str, dict[str, Any]]
+if CM_CACHE_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CM_CACHE_URL},
+        "auth": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CM_CACHE_URL,
+            "KEY_PREFIX": "cm-auth",
+        },
+    }
+else:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "auth": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "auth-cache"),
+            # Django culls a third of the entries past MAX_ENTRIES (300 by default): keep the counts of a
+            # password-spraying burst; each failure lists the directory, so not unbounded either.
+            "OPTIONS": {"MAX_ENTRIES": 10_000},
+        },
+    }
+
+# Log-in limits (login page, admin log-in, POST /api/v1/auth/token/): after this many failures within the window
+# for one username, or from one client address, further attempts are answered 429 with Retry-After until the
+# window (counted from the first failure) ends.
+CM_AUTH_MAX_FAILURES_PER_USER = env_int("CM_AUTH_MAX_FAILURES_PER_USER", 5)
+CM_AUTH_MAX_FAILURES_PER_ADDRESS = env_int("CM_AUTH_MAX_FAILURES_PER_ADDRESS", 20)
+CM_AUTH_FAILURE_WINDOW_SECONDS = env_int("CM_AUTH_FAILURE_WINDOW_SECONDS", 900)
+# How many proxies in front of the app append to X-Forwarded-For (0: the client is REMOTE_ADDR). The client
+# address is the one that many places from the right; a client cannot choose it by sending the header itself.
+CM_NUM_PROXIES = env_int("CM_NUM_PROXIES", 0)
+# API tokens older than this are refused (seconds; CM_TOKEN_MAX_AGE accepts 3600, 12h, 30d, 2w or off).
+CM_TOKEN_MAX_AGE = env_duration("CM_TOKEN_MAX_AGE", None)
+
 REST_FRAMEWORK = {
     # Bounded: at most CM_REQUEST_MAX_BYTES, JSON scanned against the CM_INPUT_* limits (core.parsers).
     "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser", "core.parsers.FormParser", "core.parsers.MultiPartParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "core.tokens.ExpiringTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -227,6 +266,10 @@ CM_INPUT_MAX_ROW_ELEMENTS = env_int("CM_INPUT_MAX_ROW_ELEMENTS", 10_000)  # ... 
 CM_INPUT_MAX_ROW_BYTES = env_int("CM_INPUT_MAX_ROW_BYTES", 1024 * 1024)  # one row, line or table header
 CM_UPLOAD_MAX_ROWS = env_int("CM_UPLOAD_MAX_ROWS", 1_000_000)  # rows of one tag-table upload
 CM_IMPORT_MAX_BYTES = env_int("CM_IMPORT_MAX_BYTES", 64 * 1024 * 1024)  # an exposure-log export (read whole)
+# Butler repos may be registered only under these roots (tagging.repo_locations): comma-separated absolute
+# paths (or file:///path), s3://bucket/prefix, gs://bucket/prefix, https://host/prefix. Unset: the project's
+# var/butler in DEBUG (where `make run` builds the demo repo), nothing otherwise; set it empty to allow none.
+CM_BUTLER_REPO_ROOTS = env_list("CM_BUTLER_REPO_ROOTS", [str(VAR_DIR / "butler")] if DEBUG else [])
 
 # Executor (campaigns.execution): BPS submit directories (one fresh directory per attempt),
 # where relative pipeline paths are found, and reconciliation of lost workers.

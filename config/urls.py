@@ -4,21 +4,24 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 
 from campaigns.views_attention import inbox
 from core import views as core_views
+from core.auth import ThrottledLoginView, TokenView, throttle_admin_login
+
+# The admin checks passwords too: the same log-in limit applies to it.
+admin.site.login = throttle_admin_login(admin.site.login)  # type: ignore[method-assign]
 
 api_v1 = [
     path("", include("campaigns.api.urls")),
     path("", include("tagging.api.urls")),
     path("", include("metrics.api.urls")),
-    path("auth/token/", obtain_auth_token, name="token"),
+    path("auth/token/", TokenView.as_view(), name="token"),
 ]
 
 urlpatterns = [
     path("", core_views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", ThrottledLoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/token/", core_views.token_page, name="token-page"),
     path("status/", core_views.status_page, name="status"),

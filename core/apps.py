@@ -6,4 +6,4 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
-        from . import sqlite_functions  # noqa: F401  (registers SQLite's missing SQL functions)
+        from . import auth, sqlite_functions  # noqa: F401  (log-in failure counting; SQLite's missing SQL functions)

@@ -12,6 +12,8 @@ from rest_framework.authtoken.models import Token
 
 from campaigns.models import WorkerHeartbeat
 
+from .tokens import token_expired, token_expires, token_revoke
+
 
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("campaigns:list")
@@ -19,16 +21,25 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def token_page(request: HttpRequest) -> HttpResponse:
-    """Create or replace the user's API token. It is shown once, right after creation."""
+    """Create, replace or revoke the user's API token. A new one is shown once, right after creation."""
     token = Token.objects.filter(user=request.user).first()
     new_key = None
+    if request.method == "POST" and request.POST.get("action") == "revoke":
+        if token_revoke(user=request.user):
+            messages.success(request, "Your API token was revoked: scripts using it can no longer log in.")
+        return redirect("token-page")
     if request.method == "POST":
-        if token is not None:
-            token.delete()
+        token_revoke(user=request.user)
         token = Token.objects.create(user=request.user)
         new_key = token.key
         messages.success(request, "A new API token was created. Copy it now: it will not be shown again.")
-    return render(request, "core/token.html", {"token": token, "new_key": new_key})
+    context = {
+        "token": token,
+        "new_key": new_key,
+        "expires": token_expires(token) if token else None,
+        "expired": bool(token and token_expired(token)),
+    }
+    return render(request, "core/token.html", context)
 
 
 def _broker_label() -> str:

@@ -1,12 +1,21 @@
 from django.contrib import admin
 
 from .models import BadDataRecord, ButlerRepo, ExposureFlag
+from .repo_locations import configured_roots
 
 
 @admin.register(ButlerRepo)
 class ButlerRepoAdmin(admin.ModelAdmin):
     list_display = ("label", "config_uri", "default_instrument", "created")
     search_fields = ("label", "description")
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        roots = ", ".join(str(r) for r in configured_roots()) or "none: set CM_BUTLER_REPO_ROOTS"
+        form.base_fields[
+            "config_uri"
+        ].help_text = f"Path or URI of the repository root or its butler.yaml, under an allowed root ({roots})."
+        return form
 
 
 @admin.register(ExposureFlag)

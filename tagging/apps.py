@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks
 
 
 class TaggingConfig(AppConfig):
@@ -10,3 +11,17 @@ class TaggingConfig(AppConfig):
         from .selection import kinds
 
         kinds.register()
+        checks.register(check_repo_roots, checks.Tags.security)
+
+
+def check_repo_roots(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """A malformed CM_BUTLER_REPO_ROOTS stops `manage.py` and the servers at start, not at first use."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from .repo_locations import configured_roots
+
+    try:
+        configured_roots()
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), id="tagging.E001")]
+    return []

@@ -9,6 +9,7 @@ from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from .fields import ArrayColumn
+from .repo_locations import check_repo_location
 
 label_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "Use letters, digits, '-', '_' and '.', starting with a letter or digit."
@@ -32,6 +33,11 @@ class ButlerRepo(models.Model):
 
     def __str__(self) -> str:
         return self.label
+
+    def clean(self) -> None:
+        # The one check of a repo location (admin form, API, services and commands all call full_clean):
+        # under a root an administrator allowed (CM_BUTLER_REPO_ROOTS), refused before anything is read.
+        self.config_uri = check_repo_location(self.config_uri, field="config_uri")
 
 
 class Detector(models.Model):

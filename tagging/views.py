@@ -68,6 +68,8 @@ def repo_sync(request: HttpRequest, label: str) -> HttpResponse:
     repo = selectors.butler_repo_get(label=label)
     try:
         counts = services.repo_mirror_sync(repo=repo)
+    except ValidationError as exc:  # the location is no longer under an allowed root: nothing was read
+        messages.error(request, f"Could not read the registry of {repo.label}: {' '.join(exc.messages)}")
     except Exception as exc:  # the Butler reports many kinds of failure; the user needs the message
         messages.error(request, f"Could not read the registry of {repo.label}: {exc}")
     else:

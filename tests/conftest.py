@@ -8,11 +8,13 @@ Complex state is built by calling the real services.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import caches
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -47,6 +49,18 @@ def _user(username: str, role: str | None, **extra) -> Any:
     if role:
         set_role(user, role)
     return user
+
+
+@pytest.fixture(autouse=True)
+def _butler_repo_roots(settings):
+    """Tests register repos under the temporary directory (pytest's tmp_path) and var/test/butler."""
+    settings.CM_BUTLER_REPO_ROOTS = [tempfile.gettempdir(), str(settings.VAR_DIR / "butler")]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_login_limits():
+    """Failed log-ins of one test do not lock out the people of the next (the auth cache is on disk)."""
+    caches["auth"].clear()
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ def child_env(**extra: str) -> dict[str, str]:
     env["DATABASE_URL"] = test_database_url()
     env["CELERY_BROKER_URL"] = settings.CELERY_BROKER_URL
     env.setdefault("SECRET_KEY", "test-only")
+    env["CM_BUTLER_REPO_ROOTS"] = ",".join(settings.CM_BUTLER_REPO_ROOTS)
     env["PYTHONPATH"] = str(ROOT)
     env.update(extra)
     return env

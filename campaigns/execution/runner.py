@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import socket
 import uuid
 from datetime import timedelta
@@ -21,6 +20,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+
+from core.patterns import PatternError, pattern_search
 
 from ..choices import (
     GROUP_ACTIVE_STATES,
@@ -315,9 +316,10 @@ def match_rule(rules: list[ErrorRule], *, task_label: str, exception_type: str, 
         if not rule.enabled or (rule.task_label and rule.task_label != task_label):
             continue
         try:
-            if re.search(rule.message_regex, text, re.MULTILINE):
+            if pattern_search(rule.message_regex, text):  # RE2: linear in the message, whatever the pattern
                 return rule
-        except re.error:
+        except PatternError:  # saved before patterns were checked with RE2; refused when edited
+            logger.warning("error rule %s: pattern %r cannot run with RE2; skipped", rule.pk, rule.message_regex)
             continue
     return None
 

@@ -6,13 +6,13 @@ writes history entries and ``GroupTransition`` rows, and enqueues ``group_run`` 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.patterns import PatternError, compile_pattern
 from core.roles import is_staff_member
 
 from .. import coverage, inputs
@@ -410,9 +410,9 @@ def _clean_rule(data: dict[str, Any]) -> dict[str, Any]:
         raise ValidationError({k: "Unknown field." for k in sorted(unknown)})
     if "message_regex" in data:
         try:
-            re.compile(data["message_regex"] or "")
-        except re.error as exc:
-            errors["message_regex"] = f"Not a valid regular expression: {exc}."
+            compile_pattern(data["message_regex"] or "")
+        except PatternError as exc:
+            errors["message_regex"] = str(exc)
         if not (data["message_regex"] or "").strip():
             errors["message_regex"] = "Required."
     if "action" in data and data["action"] not in ErrorAction.values:

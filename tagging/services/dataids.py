@@ -14,6 +14,7 @@ from django.db.models import Max, Sum
 from django.utils import timezone
 
 from core.errors import InputError
+from core.names import name_unavailable
 from core.roles import is_staff_member
 from core.sharing import share_object
 
@@ -263,8 +264,15 @@ def dataidset_create(
         raise ValidationError({"visibility": f"{visibility!r} is not one of {', '.join(SetVisibility.values)}."})
     existing = DataIdSet.objects.select_for_update().filter(repo=repo, name=name).first()
     if existing is not None and not DataIdSet.objects.restrict(user, "change").filter(pk=existing.pk).exists():
+        # Worded the same whether or not the user may see that set (core.names).
         raise ValidationError(
-            {"name": f"A DataID set named {name!r} already exists in {repo.label} and you may not change it."}
+            {
+                "name": name_unavailable(
+                    name,
+                    scope=repo.label,
+                    hint="Uploading to the name of a set you may edit makes a new version of it.",
+                )
+            }
         )
     # A file is read as a stream: stop it as soon as it holds more than the quota leaves (records sent in a
     # request are already in memory, bounded by the request size, and counted exactly below).
@@ -384,7 +392,7 @@ def dataidset_algebra(
             )
     repo = first.dataid_set.repo
     if DataIdSet.objects.filter(repo=repo, name=name).exists():
-        raise ValidationError({"name": f"A DataID set named {name!r} already exists in {repo.label}."})
+        raise ValidationError({"name": name_unavailable(name, scope=repo.label)})
     dims = _columns(list(first.dimensions))
     cols = ", ".join(dims)
     table = DataIdRow._meta.db_table  # the view: one row per data ID

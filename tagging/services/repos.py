@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..models import ButlerRepo, Detector, Exposure
+from ..repo_locations import check_repo_location
 
 
 @transaction.atomic
@@ -43,6 +44,8 @@ def repo_mirror_sync(*, repo: ButlerRepo) -> dict[str, int]:
     """
     from lsst_adapter.registry import read_detectors, read_exposures
 
+    # Checked again before reading: the roots may have been narrowed since the repo was registered.
+    check_repo_location(repo.config_uri, field="config_uri")
     detectors = read_detectors(repo.config_uri)
     exposures = read_exposures(repo.config_uri)
     before = (Exposure.objects.filter(repo=repo).count(), Detector.objects.filter(repo=repo).count())

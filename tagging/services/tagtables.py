@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from core.errors import ConflictError, InputError
 from core.limits import LimitExceeded, check_int64, upload_max_rows
+from core.names import name_unavailable
 from core.roles import is_staff_member
 from core.sharing import share_object
 
@@ -295,7 +296,7 @@ def tagtable_create(
             errors.setdefault(f"columns[{i}].name", []).append(f"Column {spec.name!r} is declared twice.")
         seen.add(spec.name)
     if repo is not None and not errors.get("name") and TagTable.objects.filter(repo=repo, name=name).exists():
-        errors["name"] = [f"A tag table named {name!r} already exists in {repo.label}."]
+        errors["name"] = [name_unavailable(name, scope=repo.label)]  # the same whether it is visible or not
     if errors:
         raise ValidationError(errors)
     assert repo is not None
@@ -374,7 +375,7 @@ def tagtable_update(*, user, table_id: int, version: int, changes: dict[str, Any
                 errors["name"] = list(exc.messages)
                 continue
             if TagTable.objects.filter(repo=table.repo, name=value).exclude(pk=table.pk).exists():
-                errors["name"] = [f"A tag table named {value!r} already exists in {table.repo.label}."]
+                errors["name"] = [name_unavailable(value, scope=table.repo.label)]
                 continue
         if key == "polarity" and value not in Polarity.values:
             errors["polarity"] = [f"{value!r} is not one of {', '.join(Polarity.values)}."]

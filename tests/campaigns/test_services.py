@@ -498,7 +498,7 @@ def test_a_step_error_lands_on_its_row_in_the_page_form(owner, campaign):
 @pytest.mark.parametrize(
     ("overrides", "key", "fragment"),
     [
-        pytest.param({"name": "W48-MINIDRP"}, "name", "already exists", id="duplicate-name-other-case"),
+        pytest.param({"name": "W48-MINIDRP"}, "name", "is not available", id="duplicate-name-other-case"),
         pytest.param({"name": "w48 minidrp"}, "name", "no spaces", id="name-with-space"),
         pytest.param({"name": "a/b"}, "name", "slashes", id="name-with-slash"),
         pytest.param({"campaign_type": "party"}, "campaign_type", "'party' is not one of", id="unknown-type"),

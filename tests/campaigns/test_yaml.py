@@ -198,7 +198,7 @@ def test_importing_a_name_that_exists_is_refused(owner, demo_repo):
     before = db_state()
     with pytest.raises(ValidationError) as excinfo:
         services.campaign_import(user=owner, text=MINIMAL_YAML.replace("w48-minidrp", "W48-MiniDRP"))
-    assert "already exists" in excinfo.value.message_dict["name"][0]
+    assert "is not available" in excinfo.value.message_dict["name"][0]
     assert db_state() == before
 
 

@@ -657,3 +657,18 @@ def test_share_needs_exactly_one_of_user_or_group_before_any_request(method, who
     client = Client("http://127.0.0.1:9", "token", use_config=False)  # nothing listens there
     with pytest.raises(ValueError, match=rf"{method}\(\) needs exactly one of user= or group="):
         getattr(client, method)(7, **who)
+
+
+def test_logout_revokes_the_token_on_the_server_and_removes_the_config(cm, live_server, owner, config_file):
+    login = cm("login", "--url", live_server.url, "--username", "alice", "--password-stdin", stdin=PASSWORD + "\n")
+    assert login.returncode == 0, login.stderr
+    key = Token.objects.get(user=owner).key
+
+    result = cm("logout")
+
+    assert result.returncode == 0, result.stderr
+    assert f"Revoked your API token at {live_server.url} and removed {config_file}." in result.stdout
+    assert not Token.objects.filter(key=key).exists()
+    assert not config_file.exists()
+    again = cm("campaign", "list", env={"CM_URL": live_server.url, "CM_TOKEN": key})
+    assert "Invalid token" in assert_one_error_line(again)

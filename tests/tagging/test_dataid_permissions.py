@@ -168,7 +168,7 @@ def test_sharing_with_a_user_to_view_lets_them_see_but_not_change(api, owner, er
         URL, {"name": "private-set", "repo": "demo", "reason": "r", "data_ids": ids([152], [0])}, format="json"
     )
     assert response.status_code == 400
-    assert "may not change it" in json.dumps(response.json())
+    assert "is not available in demo" in json.dumps(response.json())
     assert private_set.versions.count() == 1
     detail = page_client(erin).get(f"{PAGE}{private_set.pk}/")
     assert b'id="sharing"' not in detail.content

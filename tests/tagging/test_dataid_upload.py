@@ -501,7 +501,7 @@ def test_another_staff_member_cannot_add_a_version_to_my_set(api, owner, other_s
     created(post_records(api(owner), ids([150], [0])))
     response = post_records(api(other_staff), ids([151], [0]))
     assert response.status_code == 400
-    assert "may not change it" in json.dumps(response.json())
+    assert "is not available in demo" in json.dumps(response.json())
     assert DataIdSetVersion.objects.count() == 1
 
 

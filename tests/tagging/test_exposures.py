@@ -204,8 +204,11 @@ def test_anonymous_visitors_are_sent_to_log_in(api, butler_repo):
     assert api(None).get("/api/v1/butler-repos/").status_code in (401, 403)
 
 
-def test_exposures_need_a_repo_when_there_are_several(api, owner, science_user, butler_repo):
-    assert api(owner).post("/api/v1/butler-repos/", {"label": "second", "config_uri": "/nowhere"}).status_code == 201
+def test_exposures_need_a_repo_when_there_are_several(api, owner, science_user, butler_repo, settings):
+    settings.CM_BUTLER_REPO_ROOTS = [*settings.CM_BUTLER_REPO_ROOTS, "/repo"]
+    assert (
+        api(owner).post("/api/v1/butler-repos/", {"label": "second", "config_uri": "/repo/second"}).status_code == 201
+    )
     response = api(science_user).get(API)
     assert response.status_code == 400
     assert "repo" in response.json()
@@ -281,7 +284,8 @@ def test_every_logged_in_user_lists_the_butler_repos(api, request, butler_repo, 
     assert page.status_code == 200 and b"demo" in page.content
 
 
-def test_only_staff_may_add_butler_repos(api, owner, science_user, outsider, butler_repo):
+def test_only_staff_may_add_butler_repos(api, owner, science_user, outsider, butler_repo, settings):
+    settings.CM_BUTLER_REPO_ROOTS = [*settings.CM_BUTLER_REPO_ROOTS, "/repo"]
     data = {"label": "embargo", "config_uri": "/repo/embargo", "description": "the embargo repo"}
     assert api(science_user).post("/api/v1/butler-repos/", data).status_code == 403
     assert api(outsider).post("/api/v1/butler-repos/", data).status_code == 403
@@ -291,7 +295,7 @@ def test_only_staff_may_add_butler_repos(api, owner, science_user, outsider, but
     assert response.json()["label"] == "embargo"
     assert ButlerRepo.objects.get(label="embargo").config_uri == "/repo/embargo"
     assert api(owner).post("/api/v1/butler-repos/", data).status_code == 400  # the label is taken
-    assert api(owner).post("/api/v1/butler-repos/", {"label": "-bad", "config_uri": "/x"}).status_code == 400
+    assert api(owner).post("/api/v1/butler-repos/", {"label": "-bad", "config_uri": "/repo/x"}).status_code == 400
     labels = [r["label"] for r in api(science_user).get("/api/v1/butler-repos/").json()]
     assert labels == ["demo", "embargo"]
 

@@ -9,7 +9,8 @@ import os
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from campaigns import services
@@ -267,7 +268,10 @@ class Command(BaseCommand):
 
         if not ButlerRepo.objects.filter(label="demo").exists():
             # The record only; `manage.py build_demo_repo` builds the repository itself (make run does both).
-            demo_repo_register(root=str(settings.VAR_DIR / "butler" / "demo"))
+            try:
+                demo_repo_register(root=str(settings.VAR_DIR / "butler" / "demo"))
+            except ValidationError as exc:  # var/butler is not an allowed root (CM_BUTLER_REPO_ROOTS)
+                raise CommandError(f"The demo repo cannot be registered: {' '.join(exc.messages)}") from None
 
         created = 0
         for spec in CAMPAIGNS:

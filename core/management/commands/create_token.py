@@ -1,10 +1,11 @@
-"""Print a user's API token, creating it if needed (``--reset`` replaces it)."""
+"""Print a user's API token, creating it if needed or expired (``--reset`` replaces it)."""
 
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from rest_framework.authtoken.models import Token
+
+from core.tokens import token_for, token_revoke
 
 
 class Command(BaseCommand):
@@ -19,6 +20,5 @@ class Command(BaseCommand):
         if user is None:
             raise CommandError(f"No active user {username!r}.")
         if reset:
-            Token.objects.filter(user=user).delete()
-        token, _ = Token.objects.get_or_create(user=user)
-        self.stdout.write(token.key)
+            token_revoke(user=user)
+        self.stdout.write(token_for(user).key)  # a new one if theirs expired (CM_TOKEN_MAX_AGE)

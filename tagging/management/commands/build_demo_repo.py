@@ -6,8 +6,10 @@ import time
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from tagging.repo_locations import check_repo_location
 from tagging.services import demo_repo_register, repo_mirror_sync
 
 
@@ -24,7 +26,11 @@ class Command(BaseCommand):
     def handle(self, *args, root: str, label: str, nights: str, science_per_night: int, detectors: int, **options):
         from lsst_adapter.demo import build_demo_repo
 
-        path = Path(root)
+        path = Path(root).absolute()
+        try:  # before anything is written or read there
+            check_repo_location(str(path))
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from None
         if (path / "butler.yaml").exists():
             self.stdout.write(f"Demo Butler repo already exists at {path}.")
         else:

@@ -6,4 +6,6 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
-        from . import sqlite_functions  # noqa: F401  (registers SQLite's missing SQL functions)
+        from . import converters, sqlite_functions  # noqa: F401  (registers SQLite's missing SQL functions)
+
+        converters.register()  # <id:...> in the pages' URLs

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -34,6 +35,9 @@ def clean_request(params: Mapping[str, Any]) -> dict[str, Any]:
         threshold = float(str(params.get("threshold", "")).strip())
     except ValueError:
         errors["threshold"] = f"Must be a number, got {params.get('threshold')!r}."
+    else:
+        if not math.isfinite(threshold):
+            errors["threshold"] = f"Must be a finite number, got {params.get('threshold')!r}."
     statistic = str(params.get("statistic") or "median").strip()
     problem = check_statistic(statistic)
     if problem:

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from core.api import Pagination
 from core.parsers import TextYAMLParser, YAMLTextParser
+from core.schema import paginated
 
 from .. import selectors, services
 from ..filtersets import CampaignFilterSet
@@ -50,6 +51,7 @@ class CampaignViewSet(viewsets.GenericViewSet):
     queryset = Campaign.objects.none()
 
     @extend_schema(responses=CampaignListSerializer(many=True))
+    @paginated
     def list(self, request: Request) -> Response:
         qs = selectors.campaign_list(user=request.user, filters=request.query_params)
         paginator = Pagination()
@@ -102,6 +104,7 @@ class CampaignViewSet(viewsets.GenericViewSet):
     @extend_schema(request=CloneSerializer, responses={201: CampaignDetailSerializer})
     @action(detail=True, methods=["post"])
     def clone(self, request: Request, pk: str) -> Response:
+        selectors.access_campaign(request.user, pk, VIEW)  # 404 before any complaint about the body
         serializer = CloneSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         campaign = services.campaign_clone(user=request.user, campaign_id=int(pk), **serializer.validated_data)
@@ -155,6 +158,7 @@ class CampaignViewSet(viewsets.GenericViewSet):
 
     @extend_schema(responses=HistoryEntrySerializer(many=True))
     @action(detail=True, methods=["get"])
+    @paginated
     def history(self, request: Request, pk: str) -> Response:
         campaign = selectors.access_campaign(request.user, pk, VIEW)
         paginator = Pagination()
@@ -193,7 +197,7 @@ class CampaignViewSet(viewsets.GenericViewSet):
     @action(
         detail=True,
         methods=["get", "delete"],
-        url_path=r"attachments/(?P<attachment_id>[0-9]+)",
+        url_path=r"attachments/(?P<attachment_id>[0-9]{1,19})",
         url_name="attachment-download",
     )
     def attachment(self, request: Request, pk: str, attachment_id: str):
@@ -208,6 +212,7 @@ class CampaignViewSet(viewsets.GenericViewSet):
     @extend_schema(request=StatusSerializer, responses=CampaignDetailSerializer)
     @action(detail=True, methods=["post"])
     def status(self, request: Request, pk: str) -> Response:
+        selectors.access_campaign(request.user, pk, CHANGE)
         serializer = StatusSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         campaign = services.campaign_set_status(user=request.user, campaign_id=int(pk), **serializer.validated_data)
@@ -216,6 +221,7 @@ class CampaignViewSet(viewsets.GenericViewSet):
     @extend_schema(request=ShareSerializer, responses=CampaignDetailSerializer)
     @action(detail=True, methods=["post"])
     def share(self, request: Request, pk: str) -> Response:
+        selectors.access_campaign(request.user, pk, CHANGE)
         serializer = ShareSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

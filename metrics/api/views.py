@@ -12,11 +12,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import Pagination
+from core.api import Pagination, SelectorFilters
 from tagging import selectors as tagging_selectors
 from tagging.api.views import FileFormatNegotiation, repo_from_query
 
 from .. import reobserve, selectors, selectors_exposure, services
+from ..conditions import OPERATORS, STATISTIC_PATTERN, STATISTICS_HELP
 from ..filtersets import MetricValueFilterSet
 from .serializers import IngestSerializer, MetricValueSerializer
 
@@ -62,7 +63,7 @@ class MetricValueListView(ListAPIView):
     serializer_class = MetricValueSerializer
     pagination_class = Pagination
     filterset_class = MetricValueFilterSet
-    filter_backends: list = []  # the selector applies the FilterSet
+    filter_backends = [SelectorFilters]  # the selector applies the FilterSet; the schema documents it
 
     def get_queryset(self):
         params = self.request.query_params
@@ -107,11 +108,21 @@ class ReobservationView(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter(name, str, required=name in ("campaign", "metric", "op", "threshold"))
-            for name in ("campaign", "metric", "op", "threshold", "statistic", "band", "day_obs_min", "day_obs_max")
-        ]
-        + [OpenApiParameter("format", str, enum=["json", "csv"])],
-        responses={200: OpenApiTypes.OBJECT},
+            OpenApiParameter("campaign", str, required=True, description="id or name"),
+            OpenApiParameter("metric", str, required=True, description="e.g. psf_fwhm"),
+            OpenApiParameter("op", str, required=True, enum=list(OPERATORS)),
+            OpenApiParameter("threshold", float, required=True, description="a finite number"),
+            OpenApiParameter(
+                "statistic",
+                {"type": "string", "pattern": STATISTIC_PATTERN, "example": "median"},
+                description=f"over the exposure's detectors: {STATISTICS_HELP} (default median)",
+            ),
+            OpenApiParameter("band", str),
+            OpenApiParameter("day_obs_min", {"type": "integer", "minimum": 10000101, "maximum": 99991231}),
+            OpenApiParameter("day_obs_max", {"type": "integer", "minimum": 10000101, "maximum": 99991231}),
+            OpenApiParameter("format", str, enum=["json", "csv"]),
+        ],
+        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request: Request) -> HttpResponse:
         return reobservation_response(request.user, request.query_params)

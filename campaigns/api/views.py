@@ -110,7 +110,7 @@ class CampaignViewSet(viewsets.GenericViewSet):
         campaign = services.campaign_clone(user=request.user, campaign_id=int(pk), **serializer.validated_data)
         return _detail(request, campaign, status.HTTP_201_CREATED)
 
-    @extend_schema(responses={(200, "application/yaml"): OpenApiTypes.STR})
+    @extend_schema(responses={(200, "application/yaml"): OpenApiTypes.OBJECT})  # a YAML mapping
     @action(detail=True, methods=["get"])
     def export(self, request: Request, pk: str) -> HttpResponse:
         campaign = selectors.access_campaign(request.user, pk, VIEW)

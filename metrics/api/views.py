@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
-from rest_framework.generics import ListAPIView
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,6 +19,7 @@ from tagging.api.views import FileFormatNegotiation, repo_from_query
 from .. import reobserve, selectors, selectors_exposure, services
 from ..conditions import OPERATORS, STATISTIC_PATTERN, STATISTICS_HELP
 from ..filtersets import MetricValueFilterSet
+from ..models import MetricValue
 from .serializers import IngestSerializer, MetricValueSerializer
 
 
@@ -72,10 +73,20 @@ class MetricValueListView(ListAPIView):
         return selectors.metric_value_list(user=self.request.user, filters=params)
 
 
-class MetricNameListView(APIView):
+class MetricNameListView(GenericAPIView):
     """Metric names (with unit and count) among the values you may see; same filters as the values."""
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    queryset = MetricValue.objects.none()  # for the schema; the selector reads
+    filterset_class = MetricValueFilterSet
+    filter_backends = [SelectorFilters]
+
+    @extend_schema(
+        responses=inline_serializer(
+            "MetricName",
+            {"metric": serializers.CharField(), "unit": serializers.CharField(), "count": serializers.IntegerField()},
+            many=True,
+        )
+    )
     def get(self, request: Request) -> Response:
         if request.query_params.get("campaign"):
             selectors.campaign_for_metrics(user=request.user, campaign=request.query_params["campaign"])

@@ -18,6 +18,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core import api
 from core.api import Pagination
 from core.schema import paginated
 
@@ -45,7 +46,7 @@ class TagColumnSpecSerializer(serializers.Serializer):
 
 
 class TagColumnAddSerializer(TagColumnSpecSerializer):
-    version = serializers.IntegerField(required=False, help_text="table version the change is based on")
+    version = api.IntegerField(required=False, help_text="table version the change is based on")
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
@@ -56,7 +57,7 @@ class TagColumnChangeSerializer(serializers.Serializer):
     required = serializers.BooleanField(required=False)
     enum_values = serializers.ListField(child=serializers.CharField(), required=False, help_text="only additions")
     retired = serializers.BooleanField(required=False, help_text="retire (values kept) or bring back")
-    version = serializers.IntegerField(required=False)
+    version = api.IntegerField(required=False)
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
@@ -122,7 +123,7 @@ class TagTableCreateSerializer(serializers.Serializer):
 
 
 class TagTableUpdateSerializer(serializers.Serializer):
-    version = serializers.IntegerField(help_text="the version your change is based on (409 if it is stale)")
+    version = api.IntegerField(help_text="the version your change is based on (409 if it is stale)")
     name = serializers.CharField(required=False)
     description = serializers.CharField(required=False, allow_blank=True)
     purpose = serializers.CharField(required=False, allow_blank=True)
@@ -464,7 +465,10 @@ class TagTableViewSet(viewsets.GenericViewSet):
             OpenApiParameter("format", str, enum=["csv", "json"], description="default csv"),
             OpenApiParameter("retired", bool, description="include retired columns"),
         ],
-        responses={(200, "text/csv"): OpenApiTypes.BINARY},
+        responses={
+            (200, "text/csv"): OpenApiTypes.STR,
+            (200, "application/json"): {"type": "array", "items": {"type": "object", "additionalProperties": {}}},
+        },
     )
     @action(detail=True, methods=["get"], content_negotiation_class=FileFormatNegotiation)
     def download(self, request: Request, pk: str):

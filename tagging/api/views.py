@@ -64,6 +64,7 @@ class ButlerRepoViewSet(viewsets.GenericViewSet):
         serializer = ButlerRepoSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         repo = services.butler_repo_upsert(**serializer.validated_data)
+        repo = selectors.butler_repo_list().get(pk=repo.pk)  # with its exposure count, as the list shows it
         return Response(ButlerRepoSerializer(repo).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT})
@@ -223,7 +224,11 @@ class DataIdSetViewSet(viewsets.GenericViewSet):
             OpenApiParameter("format", str, enum=["json", "csv", "ecsv"], description="default json"),
             OpenApiParameter("version", int, description="version number (default: latest)"),
         ],
-        responses={(200, "application/json"): OpenApiTypes.BINARY},
+        responses={
+            (200, "application/json"): {"type": "array", "items": {"type": "object", "additionalProperties": {}}},
+            (200, "text/csv"): OpenApiTypes.STR,
+            (200, "text/plain"): OpenApiTypes.STR,  # ECSV, for pipetask --data-id-table
+        },
     )
     @action(detail=True, methods=["get"], content_negotiation_class=FileFormatNegotiation)
     def download(self, request: Request, pk: str):

@@ -28,3 +28,51 @@ def test_syncing_a_repo_that_cannot_be_opened_is_a_409_that_names_no_path(owner,
     response = api(owner).post("/api/v1/butler-repos/gone/sync/")
     assert response.status_code == 409
     assert "gone" in response.json()["detail"] and str(tmp_path) not in response.content.decode()
+
+
+def _unbounded_integers(schema: dict, where: str, components: dict, seen: set) -> list[str]:
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        if name in seen:
+            return []
+        seen.add(name)
+        return _unbounded_integers(components[name], name, components, seen)
+    found = []
+    if schema.get("type") == "integer" and not schema.get("readOnly"):
+        if not (-(2**63) <= schema.get("minimum", -(2**64)) and schema.get("maximum", 2**64) <= 2**63 - 1):
+            found.append(where)
+    for key, sub in (schema.get("properties") or {}).items():
+        found += _unbounded_integers(sub, f"{where}.{key}", components, seen)
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            found += _unbounded_integers(schema[key], f"{where}[]", components, seen)
+    for key in ("allOf", "oneOf", "anyOf"):
+        for sub in schema.get(key, []):
+            found += _unbounded_integers(sub, where, components, seen)
+    return found
+
+
+def test_every_integer_a_request_body_takes_is_bounded_to_64_bits():
+    """A number beyond what a column holds is refused by the serializer (400 naming it), not by the database."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    components = schema["components"]["schemas"]
+    unbounded = []
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            for media in (operation.get("requestBody") or {}).get("content", {}).values():
+                unbounded += _unbounded_integers(media["schema"], f"{method.upper()} {path}", components, set())
+    assert not unbounded, unbounded
+
+
+def test_a_huge_integer_or_a_nan_in_a_json_body_is_a_400_naming_the_field(owner, api, demo_repo):
+    client = api(owner)
+    for field in ("day_obs", "seq_num", "exposure", "level"):
+        body = {"repo": "demo", "message_text": "x", "exposure": 1, field: 2**64}
+        response = client.post("/api/v1/flags/", body, format="json")
+        assert response.status_code == 400 and field in response.json(), response.content
+    nan = client.post(
+        "/api/v1/flags/", data='{"repo": "demo", "message_text": "x", "level": NaN}', content_type="application/json"
+    )
+    assert nan.status_code == 400

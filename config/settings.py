@@ -175,6 +175,8 @@ SPECTACULAR_SETTINGS = {
         "CampaignStatusEnum": "campaigns.choices.CampaignStatus",
         "GroupStatusEnum": "campaigns.choices.GroupStatus",
         "TagStatusEnum": "tagging.models.TagStatus",
+        "StepStatusEnum": "campaigns.choices.StepStatus",
+        "BadDataStatusEnum": "tagging.models.BadDataStatus",
     },
 }
 

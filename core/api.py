@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import exceptions, serializers, status
@@ -16,6 +19,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from .converters import ID_REGEX
 from .errors import ConflictError, InputError
 from .filters import INT64_MAX, INT64_MIN
+
+logger = logging.getLogger(__name__)
 
 
 class IntegerField(serializers.IntegerField):
@@ -122,6 +127,17 @@ def exception_handler(exc, context):
         return Response(exc.as_payload(), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DjangoValidationError):
         return Response(_validation_payload(exc), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, DataError):
+        # The last line of defence: a value the database refused (a NUL character in text, a number beyond its
+        # column) is bad input, not a server error. The serializers and filters should have said so first.
+        logger.warning("A request value was refused by the database: %s", exc)
+        return Response(
+            {
+                "detail": "A value in the request cannot be stored or searched for (a NUL character, or a number "
+                "too large for its field)."
+            },
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     if isinstance(exc, Http404):
         # Our 404 messages never say more than "no such X you may see", so they are safe to pass on.
         exc = exceptions.NotFound(str(exc) or None)

@@ -86,6 +86,8 @@ class ValuesField(forms.Field):
 
     def validate(self, value):
         super().validate(value)
+        if any("\x00" in v for v in value):
+            raise forms.ValidationError("Null characters are not allowed.")
         if self.allowed is not None:
             unknown = [v for v in value if (v[1:] if self.signed and v.startswith("-") else v) not in self.allowed]
             if unknown:

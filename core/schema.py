@@ -1,9 +1,10 @@
 """The OpenAPI schema (drf-spectacular) as the API really behaves, for every view without per-view repetition.
 
 - **Errors**: every operation documents the JSON errors it can answer: 400 (bad input, unknown query
-  parameters), 401 and 403 (authentication, permission), 404 when it names an object (a path parameter) or
-  pages through a list, 429 when a throttle applies, and any code the view declares itself (409 for a stale
-  edit). Their body is ``Error``: ``detail`` and/or the fields at fault.
+  parameters), 401 and 403 (authentication, permission), 404 (an object it names does not exist or is not
+  yours to see; a page past the last), 409 on writes (a stale version, or a state that does not allow it),
+  429 when a throttle applies. Their body is ``Error``: ``detail`` and/or the fields at fault.
+- **Ids** in paths (``core.api.Router``) are integers of at most 64 bits, not strings.
 - **Pagination**: a list is documented as paginated only when its handler really pages (``@paginated``, or
   DRF's own ``list`` of a ``ListModelMixin`` view), never because the view happens to have a paginator.
 - **Filters**: a view's FilterSet is documented on its ``list`` only, not on its other actions.
@@ -19,6 +20,8 @@ from typing import Any, TypeVar
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
 from rest_framework.mixins import ListModelMixin
+
+from .converters import ID_MAX, ID_REGEX
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,6 +66,14 @@ class AutoSchema(SpectacularAutoSchema):
         generic_list = action == "list" or (action is None and self.method == "GET" and "{" not in self.path)
         return isinstance(self.view, ListModelMixin) and generic_list and type(self.view).list is ListModelMixin.list
 
+    def _resolve_path_parameters(self, variables):
+        parameters = super()._resolve_path_parameters(variables)
+        for parameter in parameters:
+            # An id routed by core.api.Router (digits, at most 19) is an integer a database id can be.
+            if parameter.get("schema", {}).get("pattern") == f"^{ID_REGEX}$":
+                parameter["schema"] = {"type": "integer", "format": "int64", "minimum": 0, "maximum": ID_MAX}
+        return parameters
+
     def _get_paginator(self):
         return super()._get_paginator() if self._really_paginates() else None
 
@@ -78,9 +89,12 @@ class AutoSchema(SpectacularAutoSchema):
         return component.ref
 
     def _error_codes(self) -> list[str]:
-        codes = ["400", "401", "403"]
-        if "{" in self.path or self._really_paginates():
-            codes.append("404")
+        # 404: an object named in the path, the body or the query (a campaign, a repo, a template) that does not
+        # exist or that you may not see, or a page past the last. 409: a write based on a stale version, or on
+        # an object whose state does not allow it.
+        codes = ["400", "401", "403", "404"]
+        if self.method in ("POST", "PUT", "PATCH", "DELETE"):
+            codes.append("409")
         if getattr(self.view, "throttle_classes", None):
             codes.append("429")
         return codes

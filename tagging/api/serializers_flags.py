@@ -13,7 +13,7 @@ class FlagSerializer(serializers.ModelSerializer):
     """One message, as the exposure log answers it (plus ``repo`` and ``exposure``)."""
 
     repo = serializers.CharField(source="repo.label", default=None, read_only=True, allow_null=True)
-    parent_id = serializers.UUIDField(read_only=True)
+    parent_id = serializers.UUIDField(read_only=True, allow_null=True)
 
     class Meta:
         model = ExposureFlag

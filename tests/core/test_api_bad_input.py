@@ -76,3 +76,26 @@ def test_a_huge_integer_or_a_nan_in_a_json_body_is_a_400_naming_the_field(owner,
         "/api/v1/flags/", data='{"repo": "demo", "message_text": "x", "level": NaN}', content_type="application/json"
     )
     assert nan.status_code == 400
+
+
+def test_a_nul_character_in_a_list_filter_is_a_400_naming_it(science_user, api):
+    response = api(science_user).get("/api/v1/flags/", {"user_ids": "ali\x00ce"})
+    assert response.status_code == 400 and "user_ids" in response.json()
+
+
+def test_a_value_the_database_refuses_is_a_400_and_nothing_is_stored(owner, api, demo_repo, transactional_db):
+    """The last line of defence (core.api.exception_handler): here a NUL character in a message's text, which
+    PostgreSQL cannot store; SQLite can, and stores it."""
+    from django.db import connection
+
+    from tagging.models import ExposureFlag
+    from tests.tagging.test_flags_exposurelog_params import _messages
+
+    message = _messages(n=1, edited=0)[0] | {"message_text": "dome\x00light"}
+    response = api(owner).post("/api/v1/flags/import/", {"repo": "demo", "messages": [message]}, format="json")
+    if connection.vendor == "postgresql":
+        assert response.status_code == 400, response.content
+        assert "NUL" in response.json()["detail"] and "Traceback" not in response.content.decode()
+        assert not ExposureFlag.objects.exists()
+    else:
+        assert response.status_code == 200

@@ -23,13 +23,12 @@ from pathlib import Path
 
 import pytest
 from celery.app.task import Task
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 
 from campaigns import services as campaign_services
 from campaigns.execution.services import campaign_launch, error_rule_create
-from campaigns.models import Attachment, Group, Step
+from campaigns.models import Group, Step
 from campaigns.recurring import recurring_create
 from tagging.models import Exposure, ExposureFlag, TagColumn
 from tagging.services import UploadSource, dataidset_create
@@ -43,7 +42,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 SEED = 20251121
-EXAMPLES = 8  # per operation and phase: ~95 operations x 2 users within the suite's budget on 2 cores
+EXAMPLES = 6  # per operation: ~95 operations x 2 users within the suite's budget on 2 cores
 
 # Operations left out, and why. Everything else in the schema is exercised.
 EXCLUDED = {
@@ -106,10 +105,15 @@ def world(owner, other_staff, science_user, butler_repo, recorded_tasks, setting
     tag_rows_upsert(
         user=owner,
         table_id=table.pk,
-        rows=[{"instrument": "DemoCam", "exposure": e.exposure_id, "seeing": 0.7 + i / 10} for i, e in enumerate(exposures)],
+        rows=[
+            {"instrument": "DemoCam", "exposure": e.exposure_id, "seeing": 0.7 + i / 10}
+            for i, e in enumerate(exposures)
+        ],
     )
     flag_import(user=owner, repo_label="demo", data=_messages(n=6, edited=2))
-    flag_add(user=owner, repo_label="demo", exposure=exposures[0].exposure_id, message_text="Dome light on", tags=["dome"])
+    flag_add(
+        user=owner, repo_label="demo", exposure=exposures[0].exposure_id, message_text="Dome light on", tags=["dome"]
+    )
     record = bad_data_add(
         user=owner,
         repo_label="demo",
@@ -125,7 +129,7 @@ def world(owner, other_staff, science_user, butler_repo, recorded_tasks, setting
         "schedule": [schedule.pk],
         "dataidset": [version.dataid_set_id],
         "tagtable": [table.pk],
-        "column": list(TagColumn.objects.filter(table=table).values_list("key", flat=True)) + ["seeing"],
+        "column": [*TagColumn.objects.filter(table=table).values_list("key", flat=True), "seeing"],
         "flag": [str(pk) for pk in ExposureFlag.objects.values_list("pk", flat=True)],
         "baddata": [record.pk],
         "exposure": [e.exposure_id for e in exposures],
@@ -181,7 +185,7 @@ def _run(base_url: str, token: str, config: Path, report: Path) -> tuple[int, st
         "--checks",
         CHECKS,
         "--phases",
-        "examples,coverage,fuzzing",
+        "examples,fuzzing",
         "--max-examples",
         str(EXAMPLES),
         "--seed",
@@ -211,7 +215,9 @@ def test_the_api_answers_what_its_schema_says_for_any_input(request, who, world,
     config = tmp_path / "schemathesis.toml"
     config.write_text(_config(world))
     code, output, seconds = _run(live_server.url, token.key, config, tmp_path / "junit.xml")
+    (tmp_path / "schemathesis.txt").write_text(output)
     summary = output[output.rfind("SUMMARY") :] if "SUMMARY" in output else output[-3000:]
     print(f"schemathesis as {user.username}: {seconds:.0f} s\n{summary}")
-    assert code == 0, output[-20000:]
+    failures = output[output.find("FAILURES") : output.find("WARNINGS")] if "FAILURES" in output else output
+    assert code == 0, f"{failures[:60000]}\n(all of it: {tmp_path / 'schemathesis.txt'})"
     assert "Tested: " in output and "failures" not in output.splitlines()[-1], output[-4000:]

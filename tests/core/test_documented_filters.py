@@ -87,6 +87,29 @@ def test_each_documented_query_parameter_filters_without_a_server_error(api, own
     assert not problems, f"on {connection.vendor}:\n" + "\n".join(problems)
 
 
+HUGE = "99999999999999999999999"
+HOSTILE_NUMBERS = ["NaN", "inf", "-Infinity", HUGE, "1e400", "0x10", "abc"]
+
+
+@pytest.mark.parametrize(("path", "op"), OPERATIONS, ids=[path for path, _ in OPERATIONS])
+def test_nan_infinity_and_huge_numbers_in_numeric_parameters_are_a_400_naming_them(api, owner, data, path, op):
+    client = api(owner)
+    client.raise_request_exception = False
+    required = {p["name"]: REQUIRED.get(p["name"], "x") for p in op["parameters"] if p.get("required")}
+    problems = []
+    for parameter in op["parameters"]:
+        kind = parameter["schema"].get("type")
+        if kind not in ("integer", "number"):
+            continue
+        # 1e23 is a fine float (finite); as an integer it does not fit in 64 bits.
+        hostile = [*HOSTILE_NUMBERS, "1.5"] if kind == "integer" else [v for v in HOSTILE_NUMBERS if v != HUGE]
+        for value in hostile:
+            response = client.get(path, {**required, parameter["name"]: value})
+            if response.status_code != 400 or parameter["name"] not in response.json():
+                problems.append(f"{parameter['name']}={value}: {response.status_code} {response.content[:200]!r}")
+    assert not problems, f"GET {path} on {connection.vendor}:\n" + "\n".join(problems)
+
+
 def test_the_flag_tags_filter_answers_on_this_database(api, owner, data):
     """The bug that started this: a JSON-array lookup that only PostgreSQL has."""
     response = api(owner).get("/api/v1/flags/", {"tags": "dome", "exclude_tags": "sky"})

@@ -141,3 +141,42 @@ def test_changing_a_column_a_tag_table_does_not_have_is_a_404_and_changes_nothin
     assert "no column 'nosuch'" in response.json()["detail"]
     table.refresh_from_db()
     assert [c.name for c in table.columns.all()] == ["seeing"] and table.version == 1
+
+
+def _filter_names() -> set[str]:
+    from campaigns.filtersets import CampaignFilterSet
+    from metrics.filtersets import MetricValueFilterSet
+    from tagging.filtersets import ExposureFilterSet
+    from tagging.filtersets_flags import BadDataFilterSet, FlagFilterSet
+
+    sets = (CampaignFilterSet, MetricValueFilterSet, ExposureFilterSet, BadDataFilterSet, FlagFilterSet)
+    return {name for fs in sets for name in fs.base_filters} | {"page", "version", "template", "format", "next"}
+
+
+@pytest.mark.parametrize("value", ["NaN", "-inf", "99999999999999999999999", "1e400", "abc", "\x00"])
+def test_pages_answer_hostile_query_values_without_a_server_error(owner, demo_repo, value):
+    """Every page without a path argument (and the exposure list), with every filter name the app knows set to
+    a hostile value: a page (with the filter problem said) or a 4xx, never a 500."""
+    client = Client(raise_request_exception=False)
+    client.force_login(owner)
+    query = {name: value for name in _filter_names()}
+    routes = ["/" + str(r) for r in _page_routes_without_arguments()] + ["/data/repos/demo/exposures/"]
+    failed = []
+    for url in routes:
+        response = client.get(url, query)
+        if response.status_code >= 500:
+            failed.append(f"{url}: {response.status_code}")
+    assert not failed, failed
+
+
+def _page_routes_without_arguments(resolver: URLResolver | None = None, prefix: str = "") -> list[str]:
+    resolver = resolver or get_resolver()
+    found = []
+    for entry in resolver.url_patterns:
+        route = prefix + str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            if not route.startswith(("api/", "admin/", "logout")):
+                found += _page_routes_without_arguments(entry, route)
+        elif isinstance(entry, URLPattern) and "<" not in route and not route.startswith(("api/", "admin/", "logout")):
+            found.append(route)
+    return found

@@ -112,9 +112,8 @@ class AutoSchema(SpectacularAutoSchema):
                 },
             )
         for code, response in responses.items():
-            # Codes a view declared itself with a free-form object (409 ...) get the error shape and a description.
-            if code in _ERROR_DESCRIPTIONS and code not in ("200", "201"):
-                response.setdefault("description", _ERROR_DESCRIPTIONS[code])
-                if not response.get("description"):
-                    response["description"] = _ERROR_DESCRIPTIONS[code]
+            # A code a view declared itself (409 with a free-form object) gets the shared error body and description.
+            if code in _ERROR_DESCRIPTIONS:
+                response["description"] = response.get("description") or _ERROR_DESCRIPTIONS[code]
+                response["content"] = {"application/json": {"schema": self._error_ref()}}
         return responses

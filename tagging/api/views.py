@@ -162,7 +162,13 @@ class DataIdSetViewSet(viewsets.GenericViewSet):
     pagination_class = Pagination
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
-    @extend_schema(parameters=[OpenApiParameter("repo", str), OpenApiParameter("q", str)])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("repo", str, description="Butler repo label"),
+            OpenApiParameter("q", str, description="text in the name or description"),
+            OpenApiParameter("name", str, description="exact name"),
+        ]
+    )
     @paginated
     def list(self, request: Request) -> Response:
         qs = selectors.dataidset_list(
@@ -240,7 +246,11 @@ class DataIdSetViewSet(viewsets.GenericViewSet):
         return dataidset_download_response(dataid_set, version, fmt)
 
     @extend_schema(methods=["POST"], request=TagRequestSerializer, responses={202: DataIdSetVersionSerializer})
-    @extend_schema(methods=["GET"], responses=DataIdSetVersionSerializer)
+    @extend_schema(
+        methods=["GET"],
+        parameters=[OpenApiParameter("version", int, description="version number (default: latest)")],
+        responses=DataIdSetVersionSerializer,
+    )
     @action(detail=True, methods=["get", "post"], url_path="tag-collection")
     def tag_collection(self, request: Request, pk: str) -> Response:
         """Start (POST) or follow (GET) the resolution of a version into a TAGGED collection."""

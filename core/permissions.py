@@ -53,7 +53,7 @@ class KnownQueryParameters(BasePermission):
 
     The known parameters are those the OpenAPI schema documents for the operation (its FilterSet, its
     ``@extend_schema(parameters=...)``, its pagination), plus ``format``; so documenting a parameter is what makes
-    it accepted. Runs after IsAuthenticated (an anonymous caller gets its 401 first); a default permission of
+    it accepted. Runs after IsAuthenticated (an anonymous caller is refused first); a default permission of
     every API view (settings.REST_FRAMEWORK), so a new view needs nothing more than an honest schema.
     """
 

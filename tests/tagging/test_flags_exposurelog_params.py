@@ -110,7 +110,9 @@ def _check(client, messages, params: dict[str, Any], predicate: Callable[[dict],
 
     expected = {m["id"] for m in messages if predicate(m)}
     got = {m["id"] for m in _found(client, params)}
-    assert got == expected, f"{params}: {len(got)} found, {len(expected)} expected; extra {got - expected}, missing {expected - got}"
+    assert got == expected, (
+        f"{params}: {len(got)} found, {len(expected)} expected; extra {got - expected}, missing {expected - got}"
+    )
 
 
 def _cases(messages: list[dict[str, Any]]) -> list[tuple[dict[str, Any], Callable[[dict], bool]]]:
@@ -120,12 +122,8 @@ def _cases(messages: list[dict[str, Any]]) -> list[tuple[dict[str, Any], Callabl
         values = sorted({_parse(m[field]) for m in messages if m[field] is not None})
         low, high = values[1], values[-1]
         wire = (lambda v: v.isoformat()) if isinstance(low, datetime) else (lambda v: v)
-        cases.append(
-            ({f"min_{field}": wire(low)}, lambda m, f=field, v=low: m[f] is not None and _parse(m[f]) >= v)
-        )
-        cases.append(
-            ({f"max_{field}": wire(high)}, lambda m, f=field, v=high: m[f] is not None and _parse(m[f]) < v)
-        )
+        cases.append(({f"min_{field}": wire(low)}, lambda m, f=field, v=low: m[f] is not None and _parse(m[f]) >= v))
+        cases.append(({f"max_{field}": wire(high)}, lambda m, f=field, v=high: m[f] is not None and _parse(m[f]) < v))
         cases.append(({f"min_{field}": wire(low), f"max_{field}": wire(low)}, lambda m: False))  # an empty range
     # tags and urls: at least one of the values; exclude_tags: none of them. Tags compare in lower case.
     cases.append(({"tags": ["sky"]}, lambda m: "sky" in {t.lower() for t in m["tags"]}))

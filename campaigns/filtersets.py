@@ -6,6 +6,8 @@ import django_filters
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 
+from core.filters import documented
+
 from .choices import CampaignStatus, CampaignType, Visibility
 from .models import Campaign
 
@@ -42,11 +44,14 @@ class CampaignFilterSet(django_filters.FilterSet):
     updated_after = django_filters.DateFilter(
         field_name="updated", lookup_expr="date__gte", label="Updated on or after"
     )
-    archived = django_filters.ChoiceFilter(
-        choices=[("no", "Not archived"), ("yes", "Archived"), ("all", "All")],
-        method="filter_archived",
-        empty_label=None,
-        label="Archived",
+    archived = documented(
+        django_filters.ChoiceFilter(
+            choices=[("no", "Not archived"), ("yes", "Archived"), ("all", "All")],
+            method="filter_archived",
+            empty_label=None,
+            label="Archived",
+        ),
+        {"type": "string", "enum": ["no", "yes", "all"], "description": "default: no"},
     )
     sort = django_filters.ChoiceFilter(choices=[(k, k) for k in SORTS], method="sort_by", label="Sort")
 

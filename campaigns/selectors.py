@@ -201,6 +201,18 @@ def error_rules() -> QuerySet:
     )
 
 
+def access_error_rule(pk: int | str):
+    """One error rule (every logged-in user may read them; staff change them): 404 if there is none."""
+    try:
+        key = int(pk)
+    except (TypeError, ValueError):
+        raise Http404("No such error rule.") from None
+    rule = error_rules().filter(pk=key).first()
+    if rule is None:
+        raise Http404("No such error rule.")
+    return rule
+
+
 def campaign_notifications(*, campaign: Campaign, limit: int = 20) -> list[Notification]:
     """The campaign's most recent notifications (the caller has checked that the user may change it)."""
     return list(Notification.objects.filter(campaign=campaign).order_by("-created", "-pk")[:limit])

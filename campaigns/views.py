@@ -548,7 +548,12 @@ def error_rules(request: HttpRequest) -> HttpResponse:
         if not is_staff_member(request.user):
             raise PermissionDenied("Only staff members can change error rules.")
         if "delete" in request.POST:
-            execution.error_rule_delete(user=request.user, rule_id=int(request.POST["delete"]))
+            try:
+                rule = selectors.access_error_rule(request.POST["delete"])
+            except Http404:
+                messages.error(request, "There is no such rule (it may have been deleted already).")
+                return redirect("campaigns:error-rules")
+            execution.error_rule_delete(user=request.user, rule_id=rule.pk)
             messages.success(request, "Rule deleted.")
             return redirect("campaigns:error-rules")
         if form.is_valid():

@@ -66,6 +66,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "core.middleware.RejectNulCharacters",  # a NUL in a query string is a 400, not a database error
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     *(["core.proxy_auth.TrustedProxyUserMiddleware"] if TRUSTED_PROXY_AUTH else []),
@@ -186,11 +187,16 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
         "core.tokens.ExpiringTokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # IsAuthenticated first (401 before anything else); then a query parameter the schema does not document for
+    # the operation is a 400 naming it (core.permissions.KnownQueryParameters; see docs/api.md).
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "core.permissions.KnownQueryParameters",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "core.api.Pagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -203,12 +209,16 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # <id:...> in page URLs and the API's ids (core.converters): a database id, a signed 64-bit integer.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "format": "int64", "minimum": 0, "maximum": 2**63 - 1}},
     "ENUM_NAME_OVERRIDES": {
         "CampaignVisibilityEnum": "campaigns.choices.Visibility",
         "DataIdSetVisibilityEnum": "tagging.models.SetVisibility",
         "CampaignStatusEnum": "campaigns.choices.CampaignStatus",
         "GroupStatusEnum": "campaigns.choices.GroupStatus",
         "TagStatusEnum": "tagging.models.TagStatus",
+        "StepStatusEnum": "campaigns.choices.StepStatus",
+        "BadDataStatusEnum": "tagging.models.BadDataStatus",
     },
 }
 

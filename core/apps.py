@@ -6,4 +6,6 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
-        from . import auth, sqlite_functions  # noqa: F401  (log-in failure counting; SQLite's missing SQL functions)
+        from . import auth, converters, sqlite_functions  # noqa: F401  (log-in failure counting; SQLite's missing SQL functions)
+
+        converters.register()  # <id:...> in the pages' URLs

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import SuspiciousOperation
+from django.http import JsonResponse
 from django.urls import reverse
 
 _OPEN_PREFIXES = ("/api/", "/static/", "/healthz")
@@ -24,4 +26,26 @@ class LoginRequiredMiddleware:
             and path != reverse(settings.LOGIN_URL)
         ):
             return redirect_to_login(request.get_full_path())
+        return self.get_response(request)
+
+
+class NulCharacterInQuery(SuspiciousOperation):
+    """A NUL character in a query parameter: no text of this app holds one, and PostgreSQL refuses to compare
+    with one (a database error, a 500, for any filter that reaches SQL)."""
+
+
+class RejectNulCharacters:
+    """400 (the site's page, or JSON under /api/) for a query string with a NUL character, before any view or
+    filter passes it to the database. Form and JSON fields refuse NUL themselves (Django and DRF CharFields)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        bad = sorted({k for k, vs in request.GET.lists() if "\x00" in k or any("\x00" in v for v in vs)})
+        if bad or "\x00" in request.path_info:
+            if request.path_info.startswith("/api/"):
+                names = [k.replace("\x00", "\\x00") for k in bad] or ["detail"]
+                return JsonResponse({name: ["Null characters are not allowed."] for name in names}, status=400)
+            raise NulCharacterInQuery("NUL character in the URL or its query string")
         return self.get_response(request)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.views import defaults
 from django.views.decorators.http import require_http_methods
 from rest_framework.authtoken.models import Token
 
@@ -72,3 +74,41 @@ def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"ok": True, "database": connection.vendor})
+
+
+# --- error handlers (config/urls.py): JSON under /api/, the site's pages elsewhere ----------------------------
+# Nothing from the exception reaches the client but our own 403/404 messages (which never say more than "no
+# such X you may see"): no traceback, no path, with DEBUG off. Django logs the 500s for the operators.
+
+_API_PREFIX = "/api/"
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path_info.startswith(_API_PREFIX)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse({"detail": "Bad request."}, status=400)
+    return defaults.bad_request(request, exception, template_name="400.html")
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        message = str(exception) if isinstance(exception, PermissionDenied) and str(exception) else None
+        return JsonResponse({"detail": message or "You do not have permission to perform this action."}, status=403)
+    return defaults.permission_denied(request, exception)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse(
+            {"detail": "A server error occurred. It was logged for the people who run this site."}, status=500
+        )
+    return defaults.server_error(request)

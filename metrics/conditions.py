@@ -30,6 +30,8 @@ _PERCENTILE = re.compile(r"^p([1-9][0-9]?)$")
 _FRACTION = re.compile(r"^fraction_(below|above):(-?[0-9.eE+-]+)$")
 _METRIC = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
 STATISTICS_HELP = "median, mean, min, max, count, p10..p99, fraction_below:X or fraction_above:X"
+# The same set as a regular expression, for the API schema.
+STATISTIC_PATTERN = r"^(median|mean|min|max|count|p[1-9][0-9]?|fraction_(below|above):-?[0-9.eE+-]+)$"
 
 AddError = Callable[[str, str], None]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Q
 
+from core.filters import FloatFilter, IntegerFilter
+
 from .models import MetricValue
 
 
@@ -14,14 +16,14 @@ class MetricValueFilterSet(django_filters.FilterSet):
     metric = django_filters.CharFilter(method="by_metric", label="Metric (stored name, or its last part)")
     source = django_filters.CharFilter(field_name="source", label="Outside source label")
     run = django_filters.CharFilter(field_name="run")
-    exposure = django_filters.NumberFilter(field_name="exposure")
-    visit = django_filters.NumberFilter(field_name="visit")
-    detector = django_filters.NumberFilter(field_name="detector")
+    exposure = IntegerFilter(field_name="exposure")
+    visit = IntegerFilter(field_name="visit")
+    detector = IntegerFilter(field_name="detector")
     band = django_filters.CharFilter(field_name="band")
-    day_obs_min = django_filters.NumberFilter(field_name="day_obs", lookup_expr="gte", label="day_obs from")
-    day_obs_max = django_filters.NumberFilter(field_name="day_obs", lookup_expr="lte", label="day_obs to")
-    value_min = django_filters.NumberFilter(field_name="value", lookup_expr="gte")
-    value_max = django_filters.NumberFilter(field_name="value", lookup_expr="lte")
+    day_obs_min = IntegerFilter(field_name="day_obs", lookup_expr="gte", label="day_obs from")
+    day_obs_max = IntegerFilter(field_name="day_obs", lookup_expr="lte", label="day_obs to")
+    value_min = FloatFilter(field_name="value", lookup_expr="gte")
+    value_max = FloatFilter(field_name="value", lookup_expr="lte")
 
     class Meta:
         model = MetricValue

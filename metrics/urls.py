@@ -8,5 +8,5 @@ urlpatterns = [
     path("", views.explorer, name="explorer"),
     path("compare/", views.compare, name="compare"),
     path("select/", views.threshold_select, name="select"),
-    path("campaigns/<int:pk>/", views.campaign_overview, name="overview"),
+    path("campaigns/<id:pk>/", views.campaign_overview, name="overview"),
 ]

@@ -5,5 +5,5 @@ from . import views_loop
 app_name = "metrics-web"
 
 urlpatterns = [
-    path("reobserve/<int:pk>/", views_loop.reobserve, name="reobserve"),
+    path("reobserve/<id:pk>/", views_loop.reobserve, name="reobserve"),
 ]

@@ -5,13 +5,15 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Q
 
+from core.filters import IntegerFilter
+
 from .models import Exposure
 
 
 class ExposureFilterSet(django_filters.FilterSet):
-    day_obs = django_filters.NumberFilter(label="Night (day_obs)")
-    day_obs_min = django_filters.NumberFilter(field_name="day_obs", lookup_expr="gte", label="Night from")
-    day_obs_max = django_filters.NumberFilter(field_name="day_obs", lookup_expr="lte", label="Night to")
+    day_obs = IntegerFilter(label="Night (day_obs)")
+    day_obs_min = IntegerFilter(field_name="day_obs", lookup_expr="gte", label="Night from")
+    day_obs_max = IntegerFilter(field_name="day_obs", lookup_expr="lte", label="Night to")
     band = django_filters.CharFilter()
     observation_type = django_filters.CharFilter(label="Observation type")
     target = django_filters.CharFilter(field_name="target_name", lookup_expr="icontains", label="Target")

@@ -69,6 +69,14 @@ def tagtable_columns(*, table: TagTable, include_retired: bool = False) -> list[
     return list(qs)
 
 
+def tagtable_column(*, table: TagTable, key_or_name: str) -> TagColumn:
+    """One column of ``table`` by its key (``c3``) or its name: 404 if it has none (the column is in the URL)."""
+    column = table.columns.filter(key=key_or_name).first() or table.columns.filter(name=key_or_name).first()
+    if column is None:
+        raise Http404(f"{table.name} has no column {key_or_name!r}.")
+    return column
+
+
 def tagtable_rows(*, table: TagTable, q: str = "") -> QuerySet[TagRow]:
     qs = table.rows.select_related("updated_by").order_by("key")
     if q.strip():

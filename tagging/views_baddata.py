@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
@@ -166,6 +166,8 @@ def bad_data_from_failure(request: HttpRequest, error_id: int) -> HttpResponse:
     try:
         record = services.bad_data_from_failure(user=request.user, quantum_error_id=error_id)
     except ValidationError as exc:
+        if "quantum_error" in getattr(exc, "error_dict", {}):
+            raise Http404("No such failure record.") from None  # the failure named in the URL does not exist
         messages.error(request, "Not recorded: " + validation_error_text(exc))
         return redirect(_back(request, reverse("tagging:baddata-list")))
     messages.success(request, "Recorded as bad data; explain it when you know more.")

@@ -45,12 +45,15 @@ def exposure_sections(request: HttpRequest, exposure) -> dict:
 
 
 def flag_list(request: HttpRequest) -> HttpResponse:
+    filters = request.GET.copy()
+    if not filters.get("order_by"):
+        filters["order_by"] = "-date_added"  # the page shows the newest first (the API, as the log, orders by id)
     try:
-        qs = selectors_flags.flag_list(user=request.user, filters=request.GET)
+        qs = selectors_flags.flag_list(user=request.user, filters=filters)
         problem = None
     except ValidationError as exc:
         problem = validation_error_text(exc)
-        qs = selectors_flags.flag_list(user=request.user, filters={})
+        qs = selectors_flags.flag_list(user=request.user, filters={"order_by": "-date_added"})
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,

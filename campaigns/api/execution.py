@@ -216,12 +216,7 @@ class ErrorRuleViewSet(viewsets.GenericViewSet):
         return Response(ErrorRuleSerializer(selectors.error_rules(), many=True).data)
 
     def retrieve(self, request: Request, pk: str) -> Response:
-        rule = selectors.error_rules().filter(pk=pk).first()
-        if rule is None:
-            from django.http import Http404
-
-            raise Http404("No such error rule.")
-        return Response(ErrorRuleSerializer(rule).data)
+        return Response(ErrorRuleSerializer(selectors.access_error_rule(pk)).data)
 
     def create(self, request: Request) -> Response:
         serializer = ErrorRuleSerializer(data=request.data)
@@ -232,11 +227,12 @@ class ErrorRuleViewSet(viewsets.GenericViewSet):
         )
 
     def partial_update(self, request: Request, pk: str) -> Response:
+        rule = selectors.access_error_rule(pk)  # a change to nothing is a 404, whatever the body says
         serializer = ErrorRuleSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        rule = execution.error_rule_update(user=request.user, rule_id=int(pk), **serializer.validated_data)
+        rule = execution.error_rule_update(user=request.user, rule_id=rule.pk, **serializer.validated_data)
         return Response(ErrorRuleSerializer(selectors.error_rules().get(pk=rule.pk)).data)
 
     def destroy(self, request: Request, pk: str) -> Response:
-        execution.error_rule_delete(user=request.user, rule_id=int(pk))
+        execution.error_rule_delete(user=request.user, rule_id=selectors.access_error_rule(pk).pk)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -8,6 +8,8 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core import api
+
 from .. import recurring
 from ..models import CHANGE, VIEW, RecurringCampaign
 
@@ -15,9 +17,11 @@ from ..models import CHANGE, VIEW, RecurringCampaign
 class RecurringCampaignSerializer(serializers.ModelSerializer):
     template_name = serializers.CharField(source="template.name", read_only=True)
     owner = serializers.CharField(source="owner.username", read_only=True)
-    last_campaign_name = serializers.CharField(source="last_campaign.name", read_only=True, default=None)
+    last_campaign_name = serializers.CharField(
+        source="last_campaign.name", read_only=True, default=None, allow_null=True
+    )
     next_run = serializers.SerializerMethodField()
-    periodic_task = serializers.CharField(source="periodic_task.name", read_only=True, default=None)
+    periodic_task = serializers.CharField(source="periodic_task.name", read_only=True, default=None, allow_null=True)
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -52,10 +56,10 @@ class RecurringCampaignSerializer(serializers.ModelSerializer):
 
 
 class RecurringCampaignWriteSerializer(serializers.Serializer):
-    template = serializers.IntegerField(required=False, help_text="id of the template campaign (create only)")
+    template = api.IntegerField(required=False, help_text="id of the template campaign (create only)")
     name_prefix = serializers.CharField(required=False)
     cron = serializers.CharField(required=False, help_text="5 fields, UTC: minute hour day-of-month month day-of-week")
-    last_nights = serializers.IntegerField(required=False)
+    last_nights = api.IntegerField(required=False)
     enabled = serializers.BooleanField(required=False)
 
     def to_internal_value(self, data):

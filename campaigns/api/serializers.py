@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import reverse
 from rest_framework import serializers
 
+from core import api
 from core.parsers import JSONField
 
 from ..choices import CampaignStatus, CampaignType, Visibility
@@ -22,8 +23,8 @@ class LinkSerializer(serializers.Serializer):
 class BpsSerializer(serializers.Serializer):
     compute_site = serializers.CharField(required=False, allow_blank=True)
     wms = serializers.CharField(required=False, allow_blank=True, help_text="parsl, htcondor or panda")
-    request_memory = serializers.IntegerField(required=False, help_text="MB")
-    request_cpus = serializers.IntegerField(required=False)
+    request_memory = api.IntegerField(required=False, help_text="MB")
+    request_cpus = api.IntegerField(required=False)
     extra = serializers.DictField(required=False, help_text="Other BPS submit-file options.")
 
 
@@ -99,7 +100,7 @@ class CampaignWriteSerializer(serializers.Serializer):
     links = LinkSerializer(many=True, required=False)
     notify = NotifySerializer(required=False)
     steps = StepSerializer(many=True, required=False)
-    version = serializers.IntegerField(required=False, help_text="Required for updates: the version you edited.")
+    version = api.IntegerField(required=False, help_text="Required for updates: the version you edited.")
     comment = serializers.CharField(required=False, allow_blank=True, help_text="Recorded in the history.")
 
     def to_internal_value(self, data):
@@ -307,7 +308,7 @@ class CloneSerializer(serializers.Serializer):
 class StatusSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=CampaignStatus.choices)
     comment = serializers.CharField(required=False, allow_blank=True, default="")
-    version = serializers.IntegerField(required=False)
+    version = api.IntegerField(required=False)
 
 
 class ShareSerializer(serializers.Serializer):

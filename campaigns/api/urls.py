@@ -1,12 +1,13 @@
 from django.urls import path
-from rest_framework.routers import DefaultRouter
+
+from core.api import Router
 
 from .execution import ErrorRuleViewSet, GroupViewSet, StepViewSet
 from .inbox import InboxView
 from .recurring import RecurringCampaignViewSet
 from .views import CampaignViewSet
 
-router = DefaultRouter()
+router = Router()
 router.register("campaigns", CampaignViewSet, basename="campaign")
 router.register("steps", StepViewSet, basename="step")
 router.register("groups", GroupViewSet, basename="group")

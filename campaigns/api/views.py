@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from core.api import Pagination
 from core.parsers import FormParser, JSONParser, MultiPartParser, TextYAMLParser, YAMLTextParser
+from core.schema import paginated
 
 from .. import selectors, services
 from ..filtersets import CampaignFilterSet
@@ -49,6 +50,7 @@ class CampaignViewSet(viewsets.GenericViewSet):
     queryset = Campaign.objects.none()
 
     @extend_schema(responses=CampaignListSerializer(many=True))
+    @paginated
     def list(self, request: Request) -> Response:
         qs = selectors.campaign_list(user=request.user, filters=request.query_params)
         paginator = Pagination()
@@ -101,12 +103,13 @@ class CampaignViewSet(viewsets.GenericViewSet):
     @extend_schema(request=CloneSerializer, responses={201: CampaignDetailSerializer})
     @action(detail=True, methods=["post"])
     def clone(self, request: Request, pk: str) -> Response:
+        selectors.access_campaign(request.user, pk, VIEW)  # 404 before any complaint about the body
         serializer = CloneSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         campaign = services.campaign_clone(user=request.user, campaign_id=int(pk), **serializer.validated_data)
         return _detail(request, campaign, status.HTTP_201_CREATED)
 
-    @extend_schema(responses={(200, "application/yaml"): OpenApiTypes.STR})
+    @extend_schema(responses={(200, "application/yaml"): OpenApiTypes.OBJECT})  # a YAML mapping
     @action(detail=True, methods=["get"])
     def export(self, request: Request, pk: str) -> HttpResponse:
         campaign = selectors.access_campaign(request.user, pk, VIEW)
@@ -154,6 +157,7 @@ class CampaignViewSet(viewsets.GenericViewSet):
 
     @extend_schema(responses=HistoryEntrySerializer(many=True))
     @action(detail=True, methods=["get"])
+    @paginated
     def history(self, request: Request, pk: str) -> Response:
         campaign = selectors.access_campaign(request.user, pk, VIEW)
         paginator = Pagination()
@@ -192,7 +196,7 @@ class CampaignViewSet(viewsets.GenericViewSet):
     @action(
         detail=True,
         methods=["get", "delete"],
-        url_path=r"attachments/(?P<attachment_id>[0-9]+)",
+        url_path=r"attachments/(?P<attachment_id>[0-9]{1,19})",
         url_name="attachment-download",
     )
     def attachment(self, request: Request, pk: str, attachment_id: str):
@@ -207,6 +211,7 @@ class CampaignViewSet(viewsets.GenericViewSet):
     @extend_schema(request=StatusSerializer, responses=CampaignDetailSerializer)
     @action(detail=True, methods=["post"])
     def status(self, request: Request, pk: str) -> Response:
+        selectors.access_campaign(request.user, pk, CHANGE)
         serializer = StatusSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         campaign = services.campaign_set_status(user=request.user, campaign_id=int(pk), **serializer.validated_data)
@@ -215,6 +220,7 @@ class CampaignViewSet(viewsets.GenericViewSet):
     @extend_schema(request=ShareSerializer, responses=CampaignDetailSerializer)
     @action(detail=True, methods=["post"])
     def share(self, request: Request, pk: str) -> Response:
+        selectors.access_campaign(request.user, pk, CHANGE)
         serializer = ShareSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.http import Http404
 from django.utils import timezone
 
 from core.patterns import PatternError, compile_pattern
@@ -403,6 +404,9 @@ def step_input_table_set(*, step_id: int, path: str, comment: str) -> int:
 _RULE_FIELDS = ("task_label", "message_regex", "action", "max_retries", "enabled", "position", "comment")
 
 
+_RULE_INT_MAX = 2**31 - 1  # the columns are 32-bit integers
+
+
 def _clean_rule(data: dict[str, Any]) -> dict[str, Any]:
     errors: dict[str, str] = {}
     unknown = set(data) - set(_RULE_FIELDS)
@@ -418,8 +422,10 @@ def _clean_rule(data: dict[str, Any]) -> dict[str, Any]:
     if "action" in data and data["action"] not in ErrorAction.values:
         errors["action"] = f"One of {', '.join(ErrorAction.values)}."
     for key in ("max_retries", "position"):
-        if key in data and (isinstance(data[key], bool) or not isinstance(data[key], int) or data[key] < 0):
-            errors[key] = "A non-negative integer."
+        if key in data and (
+            isinstance(data[key], bool) or not isinstance(data[key], int) or not 0 <= data[key] <= _RULE_INT_MAX
+        ):
+            errors[key] = f"A whole number from 0 to {_RULE_INT_MAX}."
     if errors:
         raise ValidationError(errors)
     return data
@@ -442,6 +448,8 @@ def error_rule_create(
     if position is None:
         last = ErrorRule.objects.order_by("-position").values_list("position", flat=True).first()
         position = 0 if last is None else last + 1
+        if position > _RULE_INT_MAX:
+            raise ValidationError({"position": ["The last rule is at the highest position; give this one a position."]})
     data = _clean_rule(
         {
             "task_label": task_label.strip(),
@@ -459,7 +467,9 @@ def error_rule_create(
 @transaction.atomic
 def error_rule_update(*, user, rule_id: int, **changes: Any) -> ErrorRule:
     _require_staff(user)
-    rule = ErrorRule.objects.select_for_update().get(pk=rule_id)
+    rule = ErrorRule.objects.select_for_update().filter(pk=rule_id).first()
+    if rule is None:
+        raise Http404("No such error rule.")
     for key, value in _clean_rule(dict(changes)).items():
         setattr(rule, key, value)
     rule.save()
@@ -469,4 +479,6 @@ def error_rule_update(*, user, rule_id: int, **changes: Any) -> ErrorRule:
 @transaction.atomic
 def error_rule_delete(*, user, rule_id: int) -> None:
     _require_staff(user)
-    ErrorRule.objects.filter(pk=rule_id).delete()
+    deleted, _ = ErrorRule.objects.filter(pk=rule_id).delete()
+    if not deleted:
+        raise Http404("No such error rule.")  # deleting nothing is not a success

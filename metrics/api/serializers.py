@@ -12,8 +12,8 @@ from ..models import MetricValue
 
 
 class MetricValueSerializer(serializers.ModelSerializer):
-    campaign = serializers.CharField(source="campaign.name", default=None, read_only=True)
-    step = serializers.CharField(source="step.name", default=None, read_only=True)
+    campaign = serializers.CharField(source="campaign.name", default=None, read_only=True, allow_null=True)
+    step = serializers.CharField(source="step.name", default=None, read_only=True, allow_null=True)
 
     class Meta:
         model = MetricValue

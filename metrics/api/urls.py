@@ -14,7 +14,7 @@ urlpatterns = [
     path("metrics/names/", MetricNameListView.as_view(), name="metrics-names"),
     path("metrics/reobserve/", ReobservationView.as_view(), name="metrics-reobserve"),
     path(
-        "metrics/exposures/<int:exposure_id>/campaigns/",
+        "metrics/exposures/<id:exposure_id>/campaigns/",
         ExposureCampaignsView.as_view(),
         name="metrics-exposure-campaigns",
     ),

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
-from rest_framework.generics import ListAPIView
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import Pagination
+from core.api import Pagination, SelectorFilters
 from core.parsers import FormParser, JSONParser, MultiPartParser
 from tagging import selectors as tagging_selectors
 from tagging.api.views import FileFormatNegotiation, repo_from_query
 
 from .. import reobserve, selectors, selectors_exposure, services
+from ..conditions import OPERATORS, STATISTIC_PATTERN, STATISTICS_HELP
 from ..filtersets import MetricValueFilterSet
+from ..models import MetricValue
 from .serializers import IngestSerializer, MetricValueSerializer
 
 
@@ -62,7 +64,7 @@ class MetricValueListView(ListAPIView):
     serializer_class = MetricValueSerializer
     pagination_class = Pagination
     filterset_class = MetricValueFilterSet
-    filter_backends: list = []  # the selector applies the FilterSet
+    filter_backends = [SelectorFilters]  # the selector applies the FilterSet; the schema documents it
 
     def get_queryset(self):
         params = self.request.query_params
@@ -71,10 +73,20 @@ class MetricValueListView(ListAPIView):
         return selectors.metric_value_list(user=self.request.user, filters=params)
 
 
-class MetricNameListView(APIView):
+class MetricNameListView(GenericAPIView):
     """Metric names (with unit and count) among the values you may see; same filters as the values."""
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    queryset = MetricValue.objects.none()  # for the schema; the selector reads
+    filterset_class = MetricValueFilterSet
+    filter_backends = [SelectorFilters]
+
+    @extend_schema(
+        responses=inline_serializer(
+            "MetricName",
+            {"metric": serializers.CharField(), "unit": serializers.CharField(), "count": serializers.IntegerField()},
+            many=True,
+        )
+    )
     def get(self, request: Request) -> Response:
         if request.query_params.get("campaign"):
             selectors.campaign_for_metrics(user=request.user, campaign=request.query_params["campaign"])
@@ -107,11 +119,21 @@ class ReobservationView(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter(name, str, required=name in ("campaign", "metric", "op", "threshold"))
-            for name in ("campaign", "metric", "op", "threshold", "statistic", "band", "day_obs_min", "day_obs_max")
-        ]
-        + [OpenApiParameter("format", str, enum=["json", "csv"])],
-        responses={200: OpenApiTypes.OBJECT},
+            OpenApiParameter("campaign", str, required=True, description="id or name"),
+            OpenApiParameter("metric", str, required=True, description="e.g. psf_fwhm"),
+            OpenApiParameter("op", str, required=True, enum=list(OPERATORS)),
+            OpenApiParameter("threshold", float, required=True, description="a finite number"),
+            OpenApiParameter(
+                "statistic",
+                {"type": "string", "pattern": STATISTIC_PATTERN, "example": "median"},
+                description=f"over the exposure's detectors: {STATISTICS_HELP} (default median)",
+            ),
+            OpenApiParameter("band", str),
+            OpenApiParameter("day_obs_min", {"type": "integer", "minimum": 10000101, "maximum": 99991231}),
+            OpenApiParameter("day_obs_max", {"type": "integer", "minimum": 10000101, "maximum": 99991231}),
+            OpenApiParameter("format", str, enum=["json", "csv"]),
+        ],
+        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request: Request) -> HttpResponse:
         return reobservation_response(request.user, request.query_params)

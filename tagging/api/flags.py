@@ -4,14 +4,15 @@ bad-data register (``/api/v1/bad-data/``). Thin: services write, selectors read.
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api import LimitOffsetPagination, SelectorFilters
 from core.parsers import FormParser, JSONParser, MultiPartParser
+from core.schema import paginated
 
 from .. import selectors_flags
 from ..filtersets_flags import BadDataFilterSet, FlagFilterSet
@@ -33,16 +34,14 @@ from .serializers_flags import (
 
 
 class FlagPagination(LimitOffsetPagination):
-    """``limit`` and ``offset`` as in the exposure log (default 50 messages)."""
-
-    default_limit = 50
-    max_limit = 5000
+    """``limit`` and ``offset`` as in the exposure log (default 50 messages; at most 5000 a page)."""
 
 
 class NoFilterBackends:
-    """The selectors apply the FilterSets; the default DRF backend would apply them a second time."""
+    """The selectors apply the FilterSets (the default DRF backend would apply them a second time); the schema
+    documents them."""
 
-    filter_backends: list = []
+    filter_backends = [SelectorFilters]
 
 
 class FlagViewSet(NoFilterBackends, viewsets.GenericViewSet):
@@ -56,6 +55,7 @@ class FlagViewSet(NoFilterBackends, viewsets.GenericViewSet):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     lookup_value_regex = r"[0-9a-fA-F-]{32,36}"
 
+    @paginated
     def list(self, request: Request) -> Response:
         qs = selectors_flags.flag_list(user=request.user, filters=request.query_params)
         paginator = FlagPagination()
@@ -123,13 +123,7 @@ class BadDataViewSet(NoFilterBackends, viewsets.GenericViewSet):
     serializer_class = BadDataSerializer
     filterset_class = BadDataFilterSet
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("repo", str),
-            OpenApiParameter("status", str, many=True),
-            OpenApiParameter("q", str),
-        ]
-    )
+    @paginated
     def list(self, request: Request) -> Response:
         qs = selectors_flags.bad_data_list(user=request.user, filters=request.query_params)
         page = self.paginate_queryset(qs)

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core import api
 from core.parsers import JSONField
 
 from .. import selectors
@@ -36,11 +37,9 @@ class FreezeSerializer(serializers.Serializer):
 
 
 class RerunSerializer(serializers.Serializer):
-    version_id = serializers.IntegerField(
-        required=False, help_text="id of a DataID set version made by freezing a selection"
-    )
-    dataid_set = serializers.IntegerField(required=False, help_text="or: the id of the set ...")
-    version = serializers.IntegerField(required=False, help_text="... and its version number (default: latest)")
+    version_id = api.IntegerField(required=False, help_text="id of a DataID set version made by freezing a selection")
+    dataid_set = api.IntegerField(required=False, help_text="or: the id of the set ...")
+    version = api.IntegerField(required=False, help_text="... and its version number (default: latest)")
 
     def validate(self, attrs):
         if "version_id" not in attrs and "dataid_set" not in attrs:

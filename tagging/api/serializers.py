@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.urls import reverse
 from rest_framework import serializers
 
+from core import api
+
 from ..models import ButlerRepo, DataIdSet, DataIdSetVersion, Exposure, SetVisibility
 
 
@@ -146,8 +148,8 @@ class DataIdSetCreateSerializer(serializers.Serializer):
 
 
 class AlgebraParentSerializer(serializers.Serializer):
-    set = serializers.IntegerField(help_text="DataID set id")
-    version = serializers.IntegerField(required=False, help_text="version number (default: latest)")
+    set = api.IntegerField(help_text="DataID set id")
+    version = api.IntegerField(required=False, help_text="version number (default: latest)")
 
 
 class AlgebraSerializer(serializers.Serializer):
@@ -167,7 +169,7 @@ class TagRequestSerializer(serializers.Serializer):
     collection = serializers.CharField(
         required=False, allow_blank=True, default="", help_text="default u/<you>/dataids/<set>/v<n>"
     )
-    version = serializers.IntegerField(required=False, help_text="version number (default: latest)")
+    version = api.IntegerField(required=False, help_text="version number (default: latest)")
 
 
 class DataIdSetShareSerializer(serializers.Serializer):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core import api
 from core.parsers import JSONField
 
 from ..models import BadDataEvent, BadDataRecord, BadDataStatus, ExposureFlag, ExposureFlagValue
@@ -12,8 +13,8 @@ from ..models import BadDataEvent, BadDataRecord, BadDataStatus, ExposureFlag, E
 class FlagSerializer(serializers.ModelSerializer):
     """One message, as the exposure log answers it (plus ``repo`` and ``exposure``)."""
 
-    repo = serializers.CharField(source="repo.label", default=None, read_only=True)
-    parent_id = serializers.UUIDField(read_only=True)
+    repo = serializers.CharField(source="repo.label", default=None, read_only=True, allow_null=True)
+    parent_id = serializers.UUIDField(read_only=True, allow_null=True)
 
     class Meta:
         model = ExposureFlag
@@ -45,12 +46,12 @@ class FlagAddSerializer(serializers.Serializer):
     repo = serializers.CharField(help_text="Butler repo label")
     instrument = serializers.CharField(required=False, allow_blank=True)
     obs_id = serializers.CharField(required=False, allow_blank=True)
-    day_obs = serializers.IntegerField(required=False)
-    seq_num = serializers.IntegerField(required=False)
-    exposure = serializers.IntegerField(required=False, help_text="exposure id")
+    day_obs = api.IntegerField(required=False)
+    seq_num = api.IntegerField(required=False)
+    exposure = api.IntegerField(required=False, help_text="exposure id")
     message_text = serializers.CharField()
     exposure_flag = serializers.ChoiceField(choices=ExposureFlagValue.choices, default=ExposureFlagValue.NONE)
-    level = serializers.IntegerField(default=20)
+    level = api.IntegerField(default=20, min_value=0, max_value=api.INT32_MAX, help_text="a Python logging level")
     tags = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     urls = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     user_agent = serializers.CharField(required=False, allow_blank=True, default="")
@@ -60,7 +61,7 @@ class FlagAddSerializer(serializers.Serializer):
 class FlagEditSerializer(serializers.Serializer):
     message_text = serializers.CharField(required=False)
     exposure_flag = serializers.ChoiceField(choices=ExposureFlagValue.choices, required=False)
-    level = serializers.IntegerField(required=False)
+    level = api.IntegerField(required=False, min_value=0, max_value=api.INT32_MAX)
     tags = serializers.ListField(child=serializers.CharField(), required=False)
     urls = serializers.ListField(child=serializers.CharField(), required=False)
     user_agent = serializers.CharField(required=False, allow_blank=True, default="")
@@ -145,5 +146,5 @@ class BadDataStatusSerializer(serializers.Serializer):
 
 
 class BadDataFromFailureSerializer(serializers.Serializer):
-    quantum_error = serializers.IntegerField(help_text="id of the failed-quantum record")
+    quantum_error = api.IntegerField(help_text="id of the failed-quantum record")
     summary = serializers.CharField(required=False, allow_blank=True, default="")

@@ -17,8 +17,10 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core import api
 from core.api import Pagination
 from core.parsers import FormParser, JSONParser, MultiPartParser
+from core.schema import paginated
 
 from .. import selectors_tagtables as selectors
 from ..models import ColumnType, Polarity, SetVisibility, TagColumn, TagRowChange, TagTable, TagTableEvent
@@ -44,7 +46,7 @@ class TagColumnSpecSerializer(serializers.Serializer):
 
 
 class TagColumnAddSerializer(TagColumnSpecSerializer):
-    version = serializers.IntegerField(required=False, help_text="table version the change is based on")
+    version = api.IntegerField(required=False, help_text="table version the change is based on")
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
@@ -55,7 +57,7 @@ class TagColumnChangeSerializer(serializers.Serializer):
     required = serializers.BooleanField(required=False)
     enum_values = serializers.ListField(child=serializers.CharField(), required=False, help_text="only additions")
     retired = serializers.BooleanField(required=False, help_text="retire (values kept) or bring back")
-    version = serializers.IntegerField(required=False)
+    version = api.IntegerField(required=False)
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
@@ -121,7 +123,7 @@ class TagTableCreateSerializer(serializers.Serializer):
 
 
 class TagTableUpdateSerializer(serializers.Serializer):
-    version = serializers.IntegerField(help_text="the version your change is based on (409 if it is stale)")
+    version = api.IntegerField(help_text="the version your change is based on (409 if it is stale)")
     name = serializers.CharField(required=False)
     description = serializers.CharField(required=False, allow_blank=True)
     purpose = serializers.CharField(required=False, allow_blank=True)
@@ -239,13 +241,10 @@ def tagtable_download_response(table: TagTable, fmt: str, include_retired: bool 
 # --- views ---------------------------------------------------------------------------------------------
 
 
-def _table_id(pk: str) -> int:
-    try:
-        return int(pk)
-    except ValueError:
-        from django.http import Http404
-
-        raise Http404("No such tag table.") from None
+def _table_id(request: Request, pk: str) -> int:
+    """The id of a table ``request.user`` may change: 404 if they may not see it, 403 if they may only look,
+    checked before the body is (a write on nothing is a 404, whatever was sent)."""
+    return selectors.access_tagtable(request.user, pk, "change").pk
 
 
 class TagTableViewSet(viewsets.GenericViewSet):
@@ -265,6 +264,7 @@ class TagTableViewSet(viewsets.GenericViewSet):
             OpenApiParameter("name", str),
         ]
     )
+    @paginated
     def list(self, request: Request) -> Response:
         p = request.query_params
         qs = selectors.tagtable_list(
@@ -303,12 +303,13 @@ class TagTableViewSet(viewsets.GenericViewSet):
 
     @extend_schema(request=TagTableUpdateSerializer, responses={200: TagTableSerializer})
     def partial_update(self, request: Request, pk: str) -> Response:
+        table_id = _table_id(request, pk)
         serializer = TagTableUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         d = dict(serializer.validated_data)
         version, reason = d.pop("version"), d.pop("reason")
         table = services.tagtable_update(
-            user=request.user, table_id=_table_id(pk), version=version, changes=d, reason=reason
+            user=request.user, table_id=table_id, version=version, changes=d, reason=reason
         )
         return Response(TagTableSerializer(table).data)
 
@@ -324,6 +325,7 @@ class TagTableViewSet(viewsets.GenericViewSet):
     )
     @extend_schema(methods=["DELETE"], request=RowsDeleteSerializer, responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get", "post", "delete"])
+    @paginated
     def rows(self, request: Request, pk: str) -> Response:
         """List rows (GET), add or change rows (POST: strict unless ``drop_invalid``; ``on_existing=refuse`` answers
         409 with the stored rows instead of changing them), delete rows (DELETE)."""
@@ -336,12 +338,13 @@ class TagTableViewSet(viewsets.GenericViewSet):
                 selectors.tagtable_rows(table=table, q=request.query_params.get("q", "")), request, view=self
             )
             return paginator.get_paginated_response([selectors.row_dict(r, dims, columns) for r in page])
+        table_id = _table_id(request, pk)
         if request.method == "DELETE":
             serializer = RowsDeleteSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             deleted = services.tag_rows_delete(
                 user=request.user,
-                table_id=_table_id(pk),
+                table_id=table_id,
                 keys=serializer.validated_data["keys"],
                 reason=serializer.validated_data["reason"],
             )
@@ -351,13 +354,13 @@ class TagTableViewSet(viewsets.GenericViewSet):
         d = serializer.validated_data
         result = services.tag_rows_upsert(
             user=request.user,
-            table_id=_table_id(pk),
+            table_id=table_id,
             rows=d["rows"],
             reason=d["reason"],
             drop_invalid=d["drop_invalid"],
             on_existing=d["on_existing"],
         )
-        table = TagTable.objects.get(pk=_table_id(pk))
+        table = TagTable.objects.get(pk=table_id)
         columns = selectors.tagtable_columns(table=table)
         dims = list(table.key_dimensions)
         stored = selectors.tagtable_rows(table=table).filter(key__in=result.keys[:200])
@@ -367,13 +370,12 @@ class TagTableViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def columns(self, request: Request, pk: str) -> Response:
         """Add a column (no migration: values are stored by the column's stable key)."""
+        table_id = _table_id(request, pk)
         serializer = TagColumnAddSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         d = dict(serializer.validated_data)
         version, reason = d.pop("version", None), d.pop("reason")
-        column = services.tag_column_add(
-            user=request.user, table_id=_table_id(pk), spec=d, version=version, reason=reason
-        )
+        column = services.tag_column_add(user=request.user, table_id=table_id, spec=d, version=version, reason=reason)
         return Response(TagColumnSerializer(column).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=TagColumnChangeSerializer, responses=TagColumnSerializer)
@@ -381,11 +383,13 @@ class TagTableViewSet(viewsets.GenericViewSet):
     def column(self, request: Request, pk: str, column: str) -> Response:
         """Rename a column, change its unit, description or required flag, add enum values, retire or
         bring it back (values are always kept). ``column`` is its key (c3) or name."""
+        table = selectors.access_tagtable(request.user, pk, "change")
+        column = selectors.tagtable_column(table=table, key_or_name=column).key  # 404 if it has no such column
         serializer = TagColumnChangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         d = dict(serializer.validated_data)
         version, reason, retired = d.pop("version", None), d.pop("reason"), d.pop("retired", None)
-        table_id = _table_id(pk)
+        table_id = table.pk
         result = None
         if d:
             result = services.tag_column_update(
@@ -410,6 +414,7 @@ class TagTableViewSet(viewsets.GenericViewSet):
         responses=TagRowChangeSerializer(many=True),
     )
     @action(detail=True, methods=["get"])
+    @paginated
     def history(self, request: Request, pk: str) -> Response:
         """Every change of the rows (or of one row, ``?key=``): who, when, old and new values, why."""
         table = selectors.access_tagtable(request.user, pk)
@@ -421,6 +426,7 @@ class TagTableViewSet(viewsets.GenericViewSet):
 
     @extend_schema(responses=TagTableEventSerializer(many=True))
     @action(detail=True, methods=["get"])
+    @paginated
     def events(self, request: Request, pk: str) -> Response:
         """Changes of the table itself: creation, metadata, schema, sharing."""
         table = selectors.access_tagtable(request.user, pk)
@@ -431,12 +437,13 @@ class TagTableViewSet(viewsets.GenericViewSet):
     @extend_schema(request=TagTableShareSerializer, responses=TagTableSerializer)
     @action(detail=True, methods=["post"])
     def share(self, request: Request, pk: str) -> Response:
+        table_id = _table_id(request, pk)
         serializer = TagTableShareSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         d = serializer.validated_data
         table = services.tagtable_share(
             user=request.user,
-            table_id=_table_id(pk),
+            table_id=table_id,
             username=d["username"] or None,
             group=d["group"] or None,
             permission=d["permission"],
@@ -449,13 +456,14 @@ class TagTableViewSet(viewsets.GenericViewSet):
     def upload(self, request: Request, pk: str) -> Response:
         """Bulk upload of rows from CSV or JSON: strict (nothing stored if one row is bad) unless
         ``drop_invalid``; problems name the line or index and the key or column."""
+        table_id = _table_id(request, pk)
         serializer = UploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         d = serializer.validated_data
         upload = d["file"]
         result = services.tag_rows_upload(
             user=request.user,
-            table_id=_table_id(pk),
+            table_id=table_id,
             stream=upload,
             filename=upload.name or "upload",
             format=d["format"] or None,
@@ -469,7 +477,10 @@ class TagTableViewSet(viewsets.GenericViewSet):
             OpenApiParameter("format", str, enum=["csv", "json"], description="default csv"),
             OpenApiParameter("retired", bool, description="include retired columns"),
         ],
-        responses={(200, "text/csv"): OpenApiTypes.BINARY},
+        responses={
+            (200, "text/csv"): OpenApiTypes.STR,
+            (200, "application/json"): {"type": "array", "items": {"type": "object", "additionalProperties": {}}},
+        },
     )
     @action(detail=True, methods=["get"], content_negotiation_class=FileFormatNegotiation)
     def download(self, request: Request, pk: str):

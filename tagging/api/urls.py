@@ -1,10 +1,10 @@
-from rest_framework.routers import DefaultRouter
+from core.api import Router
 
 from .flags import BadDataViewSet, FlagViewSet
 from .tagtables import TagTableViewSet
 from .views import ButlerRepoViewSet, DataIdSetViewSet, ExposureViewSet
 
-router = DefaultRouter()
+router = Router()
 router.register("butler-repos", ButlerRepoViewSet, basename="butlerrepo")
 router.register("exposures", ExposureViewSet, basename="exposure")
 router.register("dataid-sets", DataIdSetViewSet, basename="dataidset")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -16,6 +18,8 @@ from rest_framework.response import Response
 from core.api import Pagination
 from core.parsers import FormParser, JSONParser, MultiPartParser
 from core.roles import is_staff_member
+from core.schema import paginated
+from lsst_adapter.registry import RepoError
 
 from .. import selectors, services
 from ..dataids.uploads import upload_source
@@ -32,6 +36,8 @@ from .serializers import (
     ExposureSerializer,
     TagRequestSerializer,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class ButlerRepoViewSet(viewsets.GenericViewSet):
@@ -58,15 +64,25 @@ class ButlerRepoViewSet(viewsets.GenericViewSet):
         serializer = ButlerRepoSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         repo = services.butler_repo_upsert(**serializer.validated_data)
+        repo = selectors.butler_repo_list().get(pk=repo.pk)  # with its exposure count, as the list shows it
         return Response(ButlerRepoSerializer(repo).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"])
     def sync(self, request: Request, label: str) -> Response:
-        """Copy the repo's exposure and detector records from its registry into the mirror."""
+        """Copy the repo's exposure and detector records from its registry into the mirror (409 if the repo
+        cannot be opened; the reason is logged, not sent)."""
         if not is_staff_member(request.user):
             raise PermissionDenied("Only staff members can refresh a repo's exposure list.")
-        return Response(services.repo_mirror_sync(repo=selectors.butler_repo_get(label=label)))
+        repo = selectors.butler_repo_get(label=label)
+        try:
+            return Response(services.repo_mirror_sync(repo=repo))
+        except RepoError:
+            logger.exception("Could not read the registry of Butler repo %s", repo.label)
+            return Response(
+                {"detail": f"Could not read the registry of Butler repo {repo.label}; ask an administrator."},
+                status=status.HTTP_409_CONFLICT,
+            )
 
 
 def repo_from_query(request: Request) -> ButlerRepo:
@@ -92,6 +108,7 @@ class ExposureViewSet(viewsets.GenericViewSet):
         return repo_from_query(request)
 
     @extend_schema(parameters=[OpenApiParameter("repo", str, description="Butler repo label")])
+    @paginated
     def list(self, request: Request) -> Response:
         qs = selectors.exposure_list(repo=self._repo(request), filters=request.query_params)
         paginator = Pagination()
@@ -145,7 +162,14 @@ class DataIdSetViewSet(viewsets.GenericViewSet):
     pagination_class = Pagination
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
-    @extend_schema(parameters=[OpenApiParameter("repo", str), OpenApiParameter("q", str)])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("repo", str, description="Butler repo label"),
+            OpenApiParameter("q", str, description="text in the name or description"),
+            OpenApiParameter("name", str, description="exact name"),
+        ]
+    )
+    @paginated
     def list(self, request: Request) -> Response:
         qs = selectors.dataidset_list(
             user=request.user, repo_label=request.query_params.get("repo"), q=request.query_params.get("q", "")
@@ -206,7 +230,11 @@ class DataIdSetViewSet(viewsets.GenericViewSet):
             OpenApiParameter("format", str, enum=["json", "csv", "ecsv"], description="default json"),
             OpenApiParameter("version", int, description="version number (default: latest)"),
         ],
-        responses={(200, "application/json"): OpenApiTypes.BINARY},
+        responses={
+            (200, "application/json"): {"type": "array", "items": {"type": "object", "additionalProperties": {}}},
+            (200, "text/csv"): OpenApiTypes.STR,
+            (200, "text/plain"): OpenApiTypes.STR,  # ECSV, for pipetask --data-id-table
+        },
     )
     @action(detail=True, methods=["get"], content_negotiation_class=FileFormatNegotiation)
     def download(self, request: Request, pk: str):
@@ -218,7 +246,11 @@ class DataIdSetViewSet(viewsets.GenericViewSet):
         return dataidset_download_response(dataid_set, version, fmt)
 
     @extend_schema(methods=["POST"], request=TagRequestSerializer, responses={202: DataIdSetVersionSerializer})
-    @extend_schema(methods=["GET"], responses=DataIdSetVersionSerializer)
+    @extend_schema(
+        methods=["GET"],
+        parameters=[OpenApiParameter("version", int, description="version number (default: latest)")],
+        responses=DataIdSetVersionSerializer,
+    )
     @action(detail=True, methods=["get", "post"], url_path="tag-collection")
     def tag_collection(self, request: Request, pk: str) -> Response:
         """Start (POST) or follow (GET) the resolution of a version into a TAGGED collection."""
@@ -242,6 +274,7 @@ class DataIdSetViewSet(viewsets.GenericViewSet):
     @extend_schema(request=DataIdSetShareSerializer, responses=DataIdSetSerializer)
     @action(detail=True, methods=["post"])
     def share(self, request: Request, pk: str) -> Response:
+        selectors.access_dataidset(request.user, pk, "change")  # 404/403 before any complaint about the body
         serializer = DataIdSetShareSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         d = serializer.validated_data

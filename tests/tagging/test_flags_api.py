@@ -58,7 +58,8 @@ FILTERS = [
     ({"tags": "sky", "is_valid": "any"}, ("clouds", "clouds2", "note")),  # the edit keeps the tags
     ({"tags": ["dome", "trail"]}, ("dome", "note")),
     ({"user_ids": "bob", "is_valid": "any"}, ("clouds",)),
-    ({"message_text": "CLOUDS"}, ("clouds2",)),
+    ({"message_text": "clouds"}, ("clouds2",)),
+    ({"message_text": "CLOUDS"}, ()),  # case-sensitive, as the log's SQL LIKE
     ({"obs_id": "000150"}, ("dome",)),
     ({"instruments": "DemoCam"}, ("dome", "clouds2", "note")),
     ({"instruments": "LATISS"}, ()),

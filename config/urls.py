@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
+from core import health, monitoring
 from core import views as core_views
 
 api_v1 = [
@@ -21,7 +22,9 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/token/", core_views.token_page, name="token-page"),
     path("status/", core_views.status_page, name="status"),
-    path("healthz", core_views.healthz, name="healthz"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.ReadinessView.as_view(), name="readyz"),
+    path("metrics", monitoring.metrics_view, name="prometheus-metrics"),
     path("campaigns/", include("campaigns.urls")),
     path("data/", include("tagging.urls")),
     path("metrics/", include("metrics.urls")),

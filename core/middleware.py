@@ -9,7 +9,8 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.urls import reverse
 
-_OPEN_PREFIXES = ("/api/", "/static/", "/healthz")
+# Probes and Prometheus scrapes come without a session (/metrics has its own token, see core.monitoring).
+_OPEN_PREFIXES = ("/api/", "/static/", "/healthz", "/readyz", "/metrics")
 
 
 class LoginRequiredMiddleware:

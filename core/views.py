@@ -5,12 +5,14 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 from rest_framework.authtoken.models import Token
 
 from campaigns.models import WorkerHeartbeat
+
+from .health import broker_location
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -31,15 +33,6 @@ def token_page(request: HttpRequest) -> HttpResponse:
     return render(request, "core/token.html", {"token": token, "new_key": new_key})
 
 
-def _broker_label() -> str:
-    url = settings.CELERY_BROKER_URL
-    if url.startswith("sqla+"):
-        return "SQLAlchemy transport (no server)"
-    if url.startswith("memory"):
-        return "in-process memory"
-    return url.split("://", 1)[0] + " (" + url.split("@")[-1] + ")"
-
-
 @require_http_methods(["GET", "POST"])
 def status_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
@@ -50,14 +43,8 @@ def status_page(request: HttpRequest) -> HttpResponse:
         return redirect("status")
     context = {
         "database": connection.vendor,
-        "broker": _broker_label(),
+        "broker": broker_location(settings.CELERY_BROKER_URL),
         "heartbeats": WorkerHeartbeat.objects.all()[:20],
         "debug": settings.DEBUG,
     }
     return render(request, "core/status.html", context)
-
-
-def healthz(request: HttpRequest) -> JsonResponse:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return JsonResponse({"ok": True, "database": connection.vendor})

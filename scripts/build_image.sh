@@ -26,6 +26,7 @@ IMPORT=("$TOOL" "${GLOBAL[@]}" import)
 if [ "${CM_IMAGE_LOCAL_BASE:-0}" = 1 ]; then
   BASE_IMAGE=localhost/cm-python:3.11-bookworm
   root=$(mktemp -d)
+  chmod 755 "$root"  # it becomes the image's /: mktemp's 0700 would lock every user but root out of it
   trap 'rm -rf "$root"' EXIT
   echo "Building the base image $BASE_IMAGE from Debian bookworm's packages (python3 3.11, python3-venv)..."
   debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$root" http://deb.debian.org/debian >/dev/null

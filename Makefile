@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lint browser-deps clean demo-data benchmarks plotly-bundle
+.PHONY: run test setup lint browser-deps clean demo-data benchmarks plotly-bundle serve-prod image
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,15 @@ browser-deps:
 
 run: $(STAMP)
 	DEBUG=1 $(BIN)/python scripts/run_dev.py
+
+# The production shape on this machine (PostgreSQL + Redis): migrations, collectstatic, then gunicorn, two Celery
+# workers and beat under honcho (Procfile). See README "Production" and docs/deployment.md.
+serve-prod: $(STAMP)
+	$(BIN)/python scripts/serve_prod.py
+
+# The container image (Dockerfile) with podman, buildah or docker; see scripts/build_image.sh for its settings.
+image:
+	bash scripts/build_image.sh
 
 demo-data: $(STAMP)
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput

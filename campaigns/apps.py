@@ -12,3 +12,9 @@ class CampaignsConfig(AppConfig):
 
         # A mirror sync that adds or removes exposures: which exposures each group covers is recorded again.
         mirror_changed.connect(on_mirror_changed, dispatch_uid="campaigns.coverage.on_mirror_changed")
+
+        from core.monitoring import register_collector
+
+        from . import monitoring
+
+        register_collector(monitoring.collect)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import logging
 import os
 
 from celery import Celery
-from celery.signals import after_setup_logger
+from celery.signals import after_setup_logger, after_setup_task_logger, task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -32,6 +34,33 @@ class _QuietLibraries(logging.Filter):
 
 
 @after_setup_logger.connect
-def _quiet_console(logger, **kwargs) -> None:
+@after_setup_task_logger.connect
+def _console(logger, **kwargs) -> None:
+    """Quiet Parsl, and with ``CM_LOG_FORMAT=json`` write the worker's lines in the project's JSON form."""
+    from django.conf import settings
+
+    from core.observability import json_formatter
+
+    formatter = json_formatter() if settings.CM_LOG_FORMAT == "json" else None
     for handler in logger.handlers:
         handler.addFilter(_QuietLibraries())
+        if formatter is not None:
+            handler.setFormatter(formatter)
+
+
+@task_prerun.connect
+def _bind_log_context(task_id=None, task=None, args=None, kwargs=None, **_) -> None:
+    """Every log line of a task carries its id, its name and the ids among its arguments (core.observability)."""
+    from core.observability import bind_task_context
+
+    named = dict(kwargs or {})
+    with contextlib.suppress(TypeError, ValueError):  # not bindable: keep the keyword arguments
+        named = dict(inspect.signature(task.run).bind_partial(*(args or ()), **named).arguments)
+    bind_task_context(task_id, getattr(task, "name", ""), named)
+
+
+@task_postrun.connect
+def _clear_log_context(**_) -> None:
+    from core.observability import clear_log_context
+
+    clear_log_context()

@@ -11,6 +11,8 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from core.observability import logging_config
+
 from .env import database_from_url, env_bool, env_duration, env_int, env_json, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -52,6 +54,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "guardian",
     "django_celery_beat",
+    "health_check",
+    "django_prometheus",
     "core",
     "campaigns",
     "tagging",
@@ -63,7 +67,9 @@ TRUSTED_PROXY_AUTH = env_bool("CM_TRUSTED_PROXY_AUTH", False)
 TRUSTED_PROXY_GROUP_MAP: dict[str, str] = env_json("CM_PROXY_GROUP_MAP", {})
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "core.observability.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "core.middleware.RejectNulCharacters",  # a NUL in a query string is a 400, not a database error
@@ -73,6 +79,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.middleware.LoginRequiredMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -125,7 +132,8 @@ STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
 ]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+# Where `collectstatic` writes (the image collects at build time, outside the writable CM_VAR_DIR).
+STATIC_ROOT = Path(env_str("CM_STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media-not-served/"  # attachments are only served through a permission-checked view
 
@@ -256,13 +264,15 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 CM_BASE_URL = env_str("CM_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 CM_WEBHOOK_TIMEOUT_SECONDS = env_int("CM_WEBHOOK_TIMEOUT_SECONDS", 10)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("CM_LOG_LEVEL", "INFO")},
-}
+# Logs: "plain" lines for a developer, or "json" (one object per line with request id, user, campaign, group and
+# task ids: core.observability) for a log collector. CM_LOG_REQUESTS adds one line per request.
+CM_LOG_FORMAT = env_str("CM_LOG_FORMAT", "plain")
+CM_LOG_REQUESTS = env_bool("CM_LOG_REQUESTS", CM_LOG_FORMAT == "json")
+LOGGING = logging_config(fmt=CM_LOG_FORMAT, level=env_str("CM_LOG_LEVEL", "INFO"))
+
+# Operations: /metrics asks for this bearer token when set; /readyz reuses a Butler repo's answer this long.
+CM_METRICS_TOKEN = env_str("CM_METRICS_TOKEN", "")
+CM_READYZ_REPO_CACHE_SECONDS = env_int("CM_READYZ_REPO_CACHE_SECONDS", 60)
 
 # DataID sets: largest upload, and how many data IDs one user may store in all versions of their sets.
 CM_DATAID_UPLOAD_MAX_BYTES = env_int("CM_DATAID_UPLOAD_MAX_BYTES", 512 * 1024 * 1024)

@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from campaigns.views_attention import inbox
+from core import health, monitoring
 from core import views as core_views
 from core.auth import ThrottledLoginView, TokenView, throttle_admin_login
 
@@ -25,7 +26,9 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/token/", core_views.token_page, name="token-page"),
     path("status/", core_views.status_page, name="status"),
-    path("healthz", core_views.healthz, name="healthz"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.ReadinessView.as_view(), name="readyz"),
+    path("metrics", monitoring.metrics_view, name="prometheus-metrics"),
     path("inbox/", inbox, name="inbox"),
     path("campaigns/", include("campaigns.urls")),
     path("data/", include("tagging.urls")),

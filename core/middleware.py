@@ -11,7 +11,8 @@ from django.core.exceptions import SuspiciousOperation
 from django.http import JsonResponse
 from django.urls import reverse
 
-_OPEN_PREFIXES = ("/api/", "/static/", "/healthz")
+# Probes and Prometheus scrapes come without a session (/metrics has its own token, see core.monitoring).
+_OPEN_PREFIXES = ("/api/", "/static/", "/healthz", "/readyz", "/metrics")
 
 
 class LoginRequiredMiddleware:

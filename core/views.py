@@ -14,6 +14,7 @@ from rest_framework.authtoken.models import Token
 
 from campaigns.models import WorkerHeartbeat
 
+from .health import broker_location
 from .tokens import token_expired, token_expires, token_revoke
 
 
@@ -44,15 +45,6 @@ def token_page(request: HttpRequest) -> HttpResponse:
     return render(request, "core/token.html", context)
 
 
-def _broker_label() -> str:
-    url = settings.CELERY_BROKER_URL
-    if url.startswith("sqla+"):
-        return "SQLAlchemy transport (no server)"
-    if url.startswith("memory"):
-        return "in-process memory"
-    return url.split("://", 1)[0] + " (" + url.split("@")[-1] + ")"
-
-
 @require_http_methods(["GET", "POST"])
 def status_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
@@ -63,17 +55,11 @@ def status_page(request: HttpRequest) -> HttpResponse:
         return redirect("status")
     context = {
         "database": connection.vendor,
-        "broker": _broker_label(),
+        "broker": broker_location(settings.CELERY_BROKER_URL),
         "heartbeats": WorkerHeartbeat.objects.all()[:20],
         "debug": settings.DEBUG,
     }
     return render(request, "core/status.html", context)
-
-
-def healthz(request: HttpRequest) -> JsonResponse:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return JsonResponse({"ok": True, "database": connection.vendor})
 
 
 # --- error handlers (config/urls.py): JSON under /api/, the site's pages elsewhere ----------------------------

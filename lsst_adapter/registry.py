@@ -81,6 +81,15 @@ def _utc_from_nsec(values: list[int | None]) -> list[datetime | None]:
     return out
 
 
+def ping(uri: str) -> None:
+    """Open the repo (cached) and ask its registry one cheap question; raises ``RepoError`` if either fails."""
+    butler = open_butler(uri)
+    try:
+        butler.query_dimension_records("instrument", limit=1)
+    except Exception as exc:  # a registry database that went away, a file that vanished, ...
+        raise RepoError(f"The registry of {uri} did not answer: {type(exc).__name__}") from exc
+
+
 def read_detectors(uri: str) -> list[dict[str, Any]]:
     butler = open_butler(uri)
     return [

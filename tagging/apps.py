@@ -13,6 +13,12 @@ class TaggingConfig(AppConfig):
         kinds.register()
         checks.register(check_repo_roots, checks.Tags.security)
 
+        from core.health import register_readiness_check
+
+        from .health import ButlerRepos
+
+        register_readiness_check(ButlerRepos)
+
 
 def check_repo_roots(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """A malformed CM_BUTLER_REPO_ROOTS stops `manage.py` and the servers at start, not at first use."""

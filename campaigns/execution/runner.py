@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.observability import bind_log_context
 from core.patterns import PatternError, pattern_search
 
 from ..choices import (
@@ -496,6 +497,8 @@ def run_group(*, group_id: int, task_id: str = "", worker_name: str = "") -> str
     submission = submission_claim(group_id=group_id, task_id=task_id, worker_name=worker_name)
     if submission is None:
         return "not claimed"
+    # The claim loaded the group with its step and campaign: no query for the log context.
+    bind_log_context(campaign_id=submission.group.step.campaign_id, submission_id=submission.pk)
     try:
         spec = build_spec(submission)
         for table in spec.data_id_tables:

@@ -27,7 +27,7 @@ urlpatterns = [
     path("account/token/", core_views.token_page, name="token-page"),
     path("status/", core_views.status_page, name="status"),
     path("healthz", health.healthz, name="healthz"),
-    path("readyz", health.ReadinessView.as_view(), name="readyz"),
+    path("readyz", health.readyz, name="readyz"),
     path("metrics", monitoring.metrics_view, name="prometheus-metrics"),
     path("inbox/", inbox, name="inbox"),
     path("campaigns/", include("campaigns.urls")),

@@ -416,9 +416,17 @@ def json_check(data: bytes, limits: Limits, *, row: bool = False) -> None:
         limiter.feed(bytes(view[start : start + (1 << 16)]))
 
 
-def json_loads(data: bytes | str, limits: Limits | None = None, *, allow_nan: bool = False, row: bool = False) -> Any:
+def json_loads(
+    data: bytes | str,
+    limits: Limits | None = None,
+    *,
+    allow_nan: bool = False,
+    row: bool = False,
+    big_ints: bool = False,
+) -> Any:
     """One JSON document, scanned first and then parsed: ``LimitExceeded`` for a limit passed, ``ValueError``
-    (with the usual ``json`` message) for JSON that is not valid, integers beyond 64 bits included, and NaN
+    (with the usual ``json`` message) for JSON that is not valid, integers beyond 64 bits included unless
+    ``big_ints`` (request bodies: their serializers bound each integer to its column and name the field), and NaN
     and Infinity unless ``allow_nan`` (metric bundles written by Python hold them; they are stored as null)."""
     import json
 
@@ -426,9 +434,10 @@ def json_loads(data: bytes | str, limits: Limits | None = None, *, allow_nan: bo
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
     json_check(raw, limits, row=row)
     text = data if isinstance(data, str) else raw.decode("utf-8")
+    parse_int = int if big_ints else _int64  # int() itself refuses more than 4,300 digits
     if allow_nan:
-        return json.loads(text, parse_int=_int64)
-    return json.loads(text, parse_constant=_no_constant, parse_int=_int64, parse_float=_finite)
+        return json.loads(text, parse_int=parse_int)
+    return json.loads(text, parse_constant=_no_constant, parse_int=parse_int, parse_float=_finite)
 
 
 # --- integers and floats ----------------------------------------------------------------------------------

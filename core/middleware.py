@@ -11,8 +11,10 @@ from django.core.exceptions import SuspiciousOperation
 from django.http import JsonResponse
 from django.urls import reverse
 
-# Probes and Prometheus scrapes come without a session (/metrics has its own token, see core.monitoring).
-_OPEN_PREFIXES = ("/api/", "/static/", "/healthz", "/readyz", "/metrics")
+_OPEN_PREFIXES = ("/api/", "/static/")
+# Probes and Prometheus scrapes come without a session (/metrics has its own token, see core.monitoring). Exact
+# paths, not prefixes: /metrics/... are the dashboards, which need a login.
+_OPEN_PATHS = {"/healthz", "/readyz", "/metrics"}
 
 
 class LoginRequiredMiddleware:
@@ -24,6 +26,7 @@ class LoginRequiredMiddleware:
         if (
             not request.user.is_authenticated
             and not path.startswith(_OPEN_PREFIXES)
+            and path not in _OPEN_PATHS
             and path != reverse(settings.LOGIN_URL)
         ):
             return redirect_to_login(request.get_full_path())

@@ -34,12 +34,13 @@ def _read_body(stream, parser_context, limit: int, setting: str) -> bytes:
 
 class JSONParser(parsers.JSONParser):
     """JSON bodies: at most CM_REQUEST_MAX_BYTES, scanned for depth, strings and elements before parsing;
-    NaN, Infinity and integers beyond 64 bits are refused."""
+    NaN and Infinity are refused. Integers beyond 64 bits pass the parser so that the serializer's bounded
+    field (core.api.IntegerField) refuses them naming the field; a JSON field's contents are bounded where used."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         data = _read_body(stream, parser_context, settings.DATA_UPLOAD_MAX_MEMORY_SIZE, "CM_REQUEST_MAX_BYTES")
         try:
-            return json_loads(data, request_limits())
+            return json_loads(data, request_limits(), big_ints=True)
         except LimitExceeded as exc:
             raise ParseError(f"JSON refused: {exc.message}") from exc
         except ValueError as exc:

@@ -8,8 +8,7 @@ from core.health import Broker, broker_location
 from tagging import health as tagging_health
 from tagging.services import butler_repo_upsert
 
-# The checks run in the view's executor threads, with connections of their own: the data they read must be committed.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)

@@ -27,6 +27,7 @@ __all__ = [
     "PipelineShape",
     "TooManyDataIds",
     "count_quanta",
+    "pipeline_labels",
     "pipeline_shape",
     "read_data_id_table",
     "task_data_ids",
@@ -57,6 +58,16 @@ class DataIdTable:
 
 class TooManyDataIds(Exception):
     """A data-ID query selected more rows than the caller allows holding in memory."""
+
+
+def pipeline_labels(pipeline_uri: str) -> list[str]:
+    """The task labels of a pipeline (``path#labels``), read without importing its tasks."""
+    from lsst.pipe.base import Pipeline
+
+    try:
+        return list(Pipeline.from_uri(pipeline_uri).task_labels)
+    except Exception as exc:  # pipe_base raises many kinds (bad YAML, unknown subset, ...)
+        raise RepoError(f"Cannot read the pipeline {pipeline_uri}: {exc}") from exc
 
 
 def pipeline_shape(pipeline_uri: str, butler_config: str, input_collections: Sequence[str]) -> PipelineShape:

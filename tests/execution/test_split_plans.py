@@ -236,3 +236,23 @@ def test_a_clone_and_a_recurring_copy_keep_the_splits(owner, make_exec_campaign)
     groups = {s.name: list(s.groups.order_by("position").values_list("name", flat=True)) for s in made.steps.all()}
     # 4 science exposures (2 nights x seq 150, 151) in groups of 3; step2 only the g-band visits, one per group.
     assert groups == {"step1": ["exposures-001", "exposures-002"], "step2": ["visits-001", "visits-002"]}
+
+
+def test_a_campaigns_config_overrides_reach_only_the_steps_whose_tasks_they_name(make_exec_campaign, owner):
+    """pipetask refuses ``-c LABEL:...`` for a label its pipeline subset lacks: a fault injected into step1
+    must not stop step3 (a multi-step campaign keeps one set of overrides)."""
+    from campaigns.execution.runner import build_spec, submission_claim
+
+    overrides = {"step1": {"failDataIds": ["exposure:1"]}, "step3": {"failProbability": 0.5}}
+    campaign = make_exec_campaign(
+        steps=[DRP[2] | {"depends_on": []}, DRP[0]],
+        bps={"compute_site": "local_threads", "wms": "parsl", "extra": {"config_overrides": overrides}},
+    )
+    campaign_launch(user=owner, campaign_id=campaign.pk)
+    specs = {}
+    for group in Group.objects.filter(step__campaign=campaign, name__in=["tract-0", "night-20251121"]):
+        submission = submission_claim(group_id=group.pk, worker_name="test")
+        assert submission is not None
+        specs[group.step.name] = build_spec(submission)
+    assert specs["step3"].config_overrides == {"step3": {"failProbability": 0.5}}
+    assert specs["step1"].config_overrides == {"step1": {"failDataIds": ["exposure:1"]}}

@@ -253,7 +253,7 @@ def _launched_plan(campaign: Campaign, steps: list[Step], limit: int) -> Campaig
                     shape = shapes[uri] if uri in shapes else pipeline_shape(uri, repo.config_uri, input_collections)
                     shapes[uri] = shape
                 except RepoError as exc:
-                    problem = str(exc)
+                    problem = planning.pipeline_message(str(exc), campaign)
         plan = StepPlan(
             step=step,
             pipeline=planning.step_pipeline_as_written(campaign, step),

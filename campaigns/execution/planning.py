@@ -389,3 +389,9 @@ def step_pipeline_as_written(campaign: Campaign, step: Step) -> str:
     path_text, _, fragment = campaign.pipeline.partition("#")
     labels = step.pipeline_subset or fragment
     return f"{path_text}#{labels}" if labels else path_text
+
+
+def pipeline_message(text: str, campaign: Campaign) -> str:
+    """A message about the pipeline with the resolved file path put back as the user wrote it."""
+    path, _ = resolve_pipeline(campaign.pipeline)
+    return text.replace(str(path), campaign.pipeline.partition("#")[0])

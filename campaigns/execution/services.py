@@ -203,6 +203,7 @@ def plan_step(planner: planning.Planner, step: Step, *, shapes: dict[str, Any] |
     """(groups, split check) of one step: refused (``ValidationError``) when the split makes no group or
     would drop or duplicate data. ``shapes`` caches pipeline shapes by pipeline URI."""
     from lsst_adapter.estimate import pipeline_shape
+    from lsst_adapter.registry import RepoError
 
     campaign = planner.campaign
     groups = planner.groups(step)
@@ -213,7 +214,11 @@ def plan_step(planner: planning.Planner, step: Step, *, shapes: dict[str, Any] |
     uri = planning.step_pipeline(campaign, step)
     shapes = {} if shapes is None else shapes
     if uri not in shapes:
-        shapes[uri] = pipeline_shape(uri, campaign.butler_repo.config_uri, list(campaign.input_collections or []))
+        try:
+            shapes[uri] = pipeline_shape(uri, campaign.butler_repo.config_uri, list(campaign.input_collections or []))
+        except RepoError as exc:
+            # Named as the user wrote it: where the server found the file is not theirs to see.
+            raise ValidationError({"pipeline": planning.pipeline_message(str(exc), campaign)}) from exc
     check = check_split(
         campaign=campaign,
         step=step,

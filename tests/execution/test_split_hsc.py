@@ -73,7 +73,10 @@ def test_the_tracts_of_real_hsc_visits_make_the_groups(hsc_campaign, owner):
     )
     assert step.split_check["state"] == "partition"
     campaign_launch(user=owner, campaign_id=campaign.pk)
-    assert list(Group.objects.filter(step__campaign=campaign).values_list("name", flat=True)) == ["tract-9615", "tract-9813"]
+    assert list(Group.objects.filter(step__campaign=campaign).values_list("name", flat=True)) == [
+        "tract-9615",
+        "tract-9813",
+    ]
 
 
 def test_a_steps_own_where_narrows_the_tracts(hsc_campaign, owner):

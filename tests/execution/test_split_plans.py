@@ -256,3 +256,14 @@ def test_a_campaigns_config_overrides_reach_only_the_steps_whose_tasks_they_name
         specs[group.step.name] = build_spec(submission)
     assert specs["step3"].config_overrides == {"step3": {"failProbability": 0.5}}
     assert specs["step1"].config_overrides == {"step1": {"failDataIds": ["exposure:1"]}}
+
+
+def test_a_pipeline_that_cannot_be_read_is_named_as_written(make_exec_campaign, owner, settings, tmp_path):
+    settings.CM_PIPELINE_ROOT = tmp_path
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "broken.yaml").write_text("tasks: [\n")
+    campaign = make_exec_campaign(pipeline="pipelines/broken.yaml")
+    errors = plan_error(campaign, owner)
+    (message,) = errors["pipeline"]
+    assert message.startswith("Cannot read the pipeline pipelines/broken.yaml#step1: while parsing")
+    assert '"pipelines/broken.yaml", line 2' in message and str(tmp_path) not in message

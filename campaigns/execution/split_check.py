@@ -87,7 +87,9 @@ def check_split(
         to_check.setdefault(signature, label)
     rule = describe(split)
     if not to_check:
-        return SplitCheck("partition", f"{rule}: every task's data IDs have a {' and '.join(key or [])}")
+        return SplitCheck(
+            "partition", f"{rule}: a partition by construction (every task's data IDs have a {' and '.join(key or [])})"
+        )
     if len(groups) > settings.CM_SPLIT_CHECK_MAX_GROUPS:
         return SplitCheck(
             "unchecked",

@@ -65,7 +65,9 @@ def test_cm_sets_a_steps_split_and_where_and_reads_them_back(cm, run_campaign, o
 def test_cm_plan_checks_the_split_before_launch(cm, run_campaign, owner):
     campaign = run_campaign()
     out = ok(cm("campaign", "plan", campaign.name, as_user=owner))
-    assert "split check (partition): by night: every task's data IDs have a day_obs" in out
+    assert (
+        "split check (partition): by night: a partition by construction (every task's data IDs have a day_obs)" in out
+    )
     assert "pipeline " in out and "/pipelines/drp.yaml#step1" in out
     dropping = run_campaign(steps=[{"name": "step1", "pipeline_subset": "step1", "split": {
         "by": "list", "groups": [{"name": "only-150", "where": "exposure.seq_num = 150"}],

@@ -140,7 +140,11 @@ class SplitBy(models.TextChoices):
     NIGHT = "night", "One group per night (day_obs)"
     EXPOSURE = "exposure", "Groups of at most max_size exposures"
     VISIT = "visit", "Groups of at most max_size visits"
+    DETECTOR = "detector", "Groups of at most max_size detectors"
+    BAND = "band", "One group per band"
+    TRACT = "tract", "One group per tract of a skymap (optionally cut into groups of max_size patches)"
     LIST = "list", "Named groups, each with its own where clause"
+    DATAID_SET = "dataid_set", "Groups of at most max_size data IDs of a DataID set"
 
 
 class HistoryAction(models.TextChoices):

@@ -24,6 +24,7 @@ from tagging.models import ButlerRepo
 
 from .choices import CampaignType, NotificationEvent, Visibility, WmsPlugin
 from .models import Campaign, slug_safe
+from .splits import clean_split, clean_step_where, is_default
 
 # Order matters: it is the order of YAML export and of the history diff.
 DEFINITION_FIELDS = (
@@ -48,7 +49,16 @@ DEFINITION_FIELDS = (
     "notify",
 )
 REQUIRED_FIELDS = ("name", "campaign_type", "reason", "butler_repo", "pipeline")
-STEP_FIELDS = ("name", "pipeline_subset", "depends_on", "requires_approval", "quality_gates", "metric_input")
+STEP_FIELDS = (
+    "name",
+    "pipeline_subset",
+    "depends_on",
+    "requires_approval",
+    "where",
+    "split",
+    "quality_gates",
+    "metric_input",
+)
 BPS_FIELDS = ("compute_site", "wms", "request_memory", "request_cpus", "extra")
 LINK_FIELDS = ("label", "url")
 NOTIFY_FIELDS = ("emails", "webhook", "events")
@@ -271,7 +281,7 @@ def _users(usernames: list[str], key: str, errors: _Errors, *, must_be_staff: bo
     return users
 
 
-def _steps(value: Any, errors: _Errors) -> list[dict[str, Any]]:
+def _steps(value: Any, errors: _Errors, *, repo_label: str = "") -> list[dict[str, Any]]:
     if value in (None, ""):
         return []
     if not isinstance(value, list | tuple):
@@ -314,6 +324,14 @@ def _steps(value: Any, errors: _Errors) -> list[dict[str, Any]]:
             "depends_on": depends,
             "requires_approval": approval,
         }
+        # A step's own where and its split: left out of the normal form when not used (no where; one group
+        # per night), so older YAML and history stay the same.
+        where = clean_step_where(step.get("where"), f"{key}.where", errors.add)
+        if where:
+            spec["where"] = where
+        split = clean_split(step.get("split"), f"{key}.split", errors.add, repo_label=repo_label or None)
+        if not is_default(split):
+            spec["split"] = split
         # The loop back: optional, and left out of the normal form when not used (older YAML stays the same).
         gates = clean_gates(step.get("quality_gates"), f"{key}.quality_gates", errors.add)
         if gates:
@@ -584,7 +602,7 @@ def clean_definition(
     collab_names = _string_list(collaborators, "collaborators", errors)
     out["collaborators"] = _users(collab_names, "collaborators", errors)
     if "steps" in data:
-        out["steps"] = _steps(data.get("steps"), errors)
+        out["steps"] = _steps(data.get("steps"), errors, repo_label=repo_label)
     errors.raise_if_any()
     return out
 
@@ -623,6 +641,10 @@ def _step_snapshot(step) -> dict[str, Any]:
         "depends_on": [d.name for d in sorted(step.depends_on.all(), key=lambda d: d.position)],
         "requires_approval": step.requires_approval,
     }
+    if step.where:
+        out["where"] = step.where
+    if not is_default(step.split):
+        out["split"] = dict(step.split)
     if step.quality_gates:
         out["quality_gates"] = list(step.quality_gates)
     if step.metric_input:

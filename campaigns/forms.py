@@ -212,17 +212,69 @@ class CampaignForm(forms.Form):
         }
 
 
+def _split_choices() -> list[tuple[str, str]]:
+    from .choices import SplitBy
+
+    return [(value, value.replace("_", " ")) for value in SplitBy.values]
+
+
 class StepForm(forms.Form):
+    """One step row of the campaign form. Its split is several fields; only those of the chosen rule are read."""
+
     name = forms.CharField(max_length=100, required=False)
     pipeline_subset = forms.CharField(max_length=200, required=False, label="Pipeline subset")
     depends_on = forms.CharField(required=False, help_text="Earlier step names, comma-separated.")
     requires_approval = forms.BooleanField(required=False, label="Needs approval")
+    where = forms.CharField(
+        required=False,
+        max_length=100_000,
+        label="Step where",
+        widget=forms.Textarea(attrs={"rows": 1, "class": "mono"}),
+        help_text="Optional: ANDed to the campaign's data query for this step, e.g. band IN ('g', 'r').",
+    )
+    split_by = forms.ChoiceField(
+        required=False, label="Split by", initial="night", help_text="How the step is cut into groups."
+    )
+    split_max_size = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="Max per group",
+        help_text="exposure, visit, detector: how many per group (default 50); tract: patches per group "
+        "(optional); DataID set: data IDs per group (default 1000).",
+    )
+    split_skymap = forms.CharField(
+        required=False,
+        max_length=100,
+        label="Skymap",
+        widget=forms.TextInput(attrs={"class": "mono", "placeholder": "e.g. lsst_cells_v1"}),
+        help_text="tract: the skymap whose tracts the step's data overlap.",
+    )
+    split_dataid_set = forms.CharField(
+        required=False,
+        max_length=200,
+        label="DataID set",
+        widget=forms.TextInput(attrs={"class": "mono", "placeholder": "NAME or NAME@vN"}),
+        help_text="DataID set: its data IDs cut into chunks (latest version if none).",
+    )
+    split_groups = forms.CharField(
+        required=False,
+        max_length=1_000_000,
+        label="Groups",
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono", "placeholder": "north: tract IN (1, 2)"}),
+        help_text="list: one group per line, 'name: where'. Together they must cover the step's data once.",
+    )
     quality_gates = forms.CharField(
         required=False, max_length=2000, help_text="e.g. psf_fwhm median < 1.1; several separated by ';'."
     )
     metric_input = forms.CharField(
         required=False, max_length=500, label="Input from metrics", help_text="e.g. step1: psf_fwhm < 1.2 per visit"
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        split_by = self.fields["split_by"]
+        assert isinstance(split_by, forms.ChoiceField)
+        split_by.choices = _split_choices()
 
     def clean_metric_input(self) -> dict[str, Any]:
         from metrics.conditions import parse_input_text
@@ -235,6 +287,38 @@ class StepForm(forms.Form):
             raise forms.ValidationError(parsed)
         return parsed
 
+    def clean_split_groups(self) -> list[dict[str, str]]:
+        groups = []
+        for number, line in enumerate(self.cleaned_data.get("split_groups", "").splitlines(), start=1):
+            if not line.strip():
+                continue
+            name, sep, where = line.partition(":")
+            if not sep or not name.strip():
+                raise forms.ValidationError(f"Line {number}: write 'name: where'.")
+            groups.append({"name": name.strip(), "where": where.strip()})
+        return groups
+
+    def split(self) -> dict[str, Any]:
+        """The split of the chosen rule, from the fields that rule takes (the others are ignored)."""
+        from .splits import RULE_KEYS
+
+        d = self.cleaned_data
+        by = d.get("split_by") or "night"
+        takes = RULE_KEYS.get(by, {})
+        split: dict[str, Any] = {"by": by}
+        if "max_size" in takes and d.get("split_max_size"):
+            split["max_size"] = d["split_max_size"]
+        if "skymap" in takes and (d.get("split_skymap") or "").strip():
+            split["skymap"] = d["split_skymap"].strip()
+        if "dataid_set" in takes and (d.get("split_dataid_set") or "").strip():
+            name, _, number = d["split_dataid_set"].strip().partition("@v")
+            split["dataid_set"] = name.strip()
+            if number:
+                split["version"] = number.strip()
+        if "groups" in takes and d.get("split_groups"):
+            split["groups"] = d["split_groups"]
+        return split
+
     def to_step(self) -> dict[str, Any] | None:
         d = self.cleaned_data
         if not d.get("name"):
@@ -245,6 +329,9 @@ class StepForm(forms.Form):
             "depends_on": [p.strip() for p in d.get("depends_on", "").split(",") if p.strip()],
             "requires_approval": bool(d.get("requires_approval")),
         }
+        if (d.get("where") or "").strip():
+            step["where"] = d["where"].strip()
+        step["split"] = self.split()
         gates = [g.strip() for g in (d.get("quality_gates") or "").split(";") if g.strip()]
         if gates:
             step["quality_gates"] = gates
@@ -253,7 +340,23 @@ class StepForm(forms.Form):
         return step
 
 
-StepFormSet = forms.formset_factory(StepForm, extra=2, can_delete=True, max_num=100)
+# One empty row to start with; the page's "+ another step" adds more (up to max_num).
+StepFormSet = forms.formset_factory(StepForm, extra=1, can_delete=True, max_num=100, absolute_max=100)
+
+
+def _split_initial(split: dict[str, Any] | None) -> dict[str, Any]:
+    split = dict(split or {"by": "night"})
+    out: dict[str, Any] = {"split_by": split.get("by", "night")}
+    if split.get("max_size"):
+        out["split_max_size"] = split["max_size"]
+    if split.get("skymap"):
+        out["split_skymap"] = split["skymap"]
+    if split.get("dataid_set"):
+        version = split.get("version")
+        out["split_dataid_set"] = split["dataid_set"] + (f"@v{version}" if version else "")
+    if split.get("groups"):
+        out["split_groups"] = "\n".join(f"{g['name']}: {g['where']}" for g in split["groups"])
+    return out
 
 
 def step_initial(campaign: Campaign | None) -> list[dict[str, Any]]:
@@ -263,7 +366,8 @@ def step_initial(campaign: Campaign | None) -> list[dict[str, Any]]:
 
     return [
         {
-            **step,
+            **{k: v for k, v in step.items() if k != "split"},
+            **_split_initial(step.get("split")),
             "depends_on": ", ".join(step["depends_on"]),
             "quality_gates": "; ".join(gate_text(g) for g in step.get("quality_gates", [])),
             "metric_input": input_form_text(step["metric_input"]) if step.get("metric_input") else "",
@@ -273,6 +377,29 @@ def step_initial(campaign: Campaign | None) -> list[dict[str, Any]]:
 
 
 _STEP_KEY = re.compile(r"^steps\[(\d+)\]\.(\w+)")
+# steps[i].split.<part> -> the step row's field that holds that part
+_SPLIT_FIELDS = {
+    "by": "split_by",
+    "max_size": "split_max_size",
+    "skymap": "split_skymap",
+    "dataid_set": "split_dataid_set",
+    "version": "split_dataid_set",
+    "groups": "split_groups",
+}
+
+
+def _step_field(key: str, match: re.Match) -> tuple[str, bool]:
+    """(the step row's field for a service error key, whether the key names a part deeper than the field)."""
+    field = match.group(2)
+    rest = key[match.end() :]
+    if field != "split":
+        return field, bool(rest)
+    part = re.match(r"^\.(\w+)", rest)
+    if part is None:
+        return "split_by", bool(rest)
+    target = _SPLIT_FIELDS.get(part.group(1), "split_by")
+    deeper = bool(rest[part.end() :]) or part.group(1) not in _SPLIT_FIELDS or part.group(1) == "version"
+    return target, deeper
 
 
 def apply_service_errors(error: ValidationError, form: CampaignForm, formset, step_index_map: list[int]) -> None:
@@ -281,13 +408,14 @@ def apply_service_errors(error: ValidationError, form: CampaignForm, formset, st
     for key, messages in errors.items():
         m = _STEP_KEY.match(key)
         if m and formset is not None:
-            index, field = int(m.group(1)), m.group(2)
+            index = int(m.group(1))
+            step_field, deeper = _step_field(key, m)
             if index < len(step_index_map):
                 target = formset.forms[step_index_map[index]]
-                deeper = key != m.group(0)  # e.g. steps[0].quality_gates[1].op: say which part
                 for message in messages:
+                    # e.g. steps[0].split.groups[1].where: say which part
                     target.add_error(
-                        field if field in target.fields else None, f"{key}: {message}" if deeper else message
+                        step_field if step_field in target.fields else None, f"{key}: {message}" if deeper else message
                     )
                 continue
         base = re.split(r"[.\[]", key, maxsplit=1)[0]

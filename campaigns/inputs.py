@@ -23,6 +23,7 @@ from django.core.exceptions import ValidationError
 from tagging.models import DataIdSet, DataIdSetVersion
 
 SELECTION_TABLE_PREFIX = "dataid-sets"
+SPLIT_TABLE_PREFIX = "split"
 
 
 def set_refs(campaign) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -152,6 +153,23 @@ def is_sets_table(path: str) -> bool:
     return Path(path).name.startswith(SELECTION_TABLE_PREFIX + "-")
 
 
+def write_split_table(campaign, step_name: str, group_name: str, table) -> Path:
+    """Write one group's own data IDs (a chunk of a ``dataid_set`` split, an ``lsst_adapter.estimate.DataIdTable``)
+    as ECSV beside the campaign's sets table."""
+    from tagging.dataids.writers import ecsv_text
+
+    folder = Path(settings.CM_SUBMIT_ROOT) / "inputs" / str(campaign.pk)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{SPLIT_TABLE_PREFIX}-{step_name}-{group_name}-v{campaign.version}.ecsv"
+    meta = {"campaign": campaign.name, "split": table.label, "rows": len(table.rows)}
+    path.write_text(ecsv_text(table.dimensions, table.rows, meta=meta))
+    return path
+
+
+def is_split_table(path: str) -> bool:
+    return Path(path).name.startswith(SPLIT_TABLE_PREFIX + "-")
+
+
 def table_paths(value: str) -> list[str]:
     """The data-ID tables recorded on a group (one path per line: the sets' table, a metric input's)."""
     return [line.strip() for line in (value or "").splitlines() if line.strip()]
@@ -167,7 +185,7 @@ def empty_table_problem(path: str) -> str | None:
         return f"the data-ID table {path} is missing"
     table = Table.read(str(file), format="ascii.ecsv")
     if len(table) == 0:
-        sets = table.meta.get("sets") or table.meta.get("condition") or ""
+        sets = table.meta.get("sets") or table.meta.get("condition") or table.meta.get("split") or ""
         return f"the data-ID table {path} selects no data IDs" + (f" ({sets})" if sets else "")
     return None
 

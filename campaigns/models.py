@@ -185,12 +185,17 @@ class Step(models.Model):
         help_text='{"step": "step1", "metric": "psf_fwhm", "op": "<", "threshold": 1.2, "per": "visit"}: '
         "only the data IDs whose upstream metric passes.",
     )
-    # Execution (issue "Execution"): written only by campaigns.execution services.
+    # Part of the definition (checked by campaigns.splits): how the step is cut into groups, and its own where.
     split = models.JSONField(
         default=default_split,
         blank=True,
-        help_text='How the step is cut into groups: {"by": "night"}, {"by": "exposure", "max_size": N}, '
-        '{"by": "visit", "max_size": N} or {"by": "list", "groups": [{"name": ..., "where": ...}]}.',
+        help_text='How the step is cut into groups (campaigns.splits): {"by": "night"}, '
+        '{"by": "exposure"|"visit"|"detector", "max_size": N}, {"by": "band"}, '
+        '{"by": "tract", "skymap": NAME}, {"by": "list", "groups": [{"name": ..., "where": ...}]} or '
+        '{"by": "dataid_set", "dataid_set": NAME, "version": N, "max_size": M}.',
+    )
+    where = models.TextField(
+        blank=True, help_text="A Butler 'where' ANDed to the campaign's data query for this step's groups."
     )
     status = models.CharField(max_length=20, choices=StepStatus.choices, default=StepStatus.WAITING)
     approved_by = models.ForeignKey(
@@ -215,6 +220,13 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign.name}/{self.name}"
+
+    @property
+    def split_text(self) -> str:
+        """How the step is cut into groups, in words (``by tract of hsc_rings_v1``)."""
+        from .splits import describe
+
+        return describe(self.split)
 
 
 class Group(models.Model):

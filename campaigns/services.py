@@ -29,7 +29,7 @@ from core.sharing import share_object
 
 from .choices import STATUS_TRANSITIONS, CampaignStatus, HistoryAction
 from .definition import DEFINITION_FIELDS, as_snapshot, clean_definition, diff, snapshot
-from .models import CHANGE, VIEW, Attachment, Campaign, HistoryEntry, Step, WorkerHeartbeat
+from .models import CHANGE, VIEW, Attachment, Campaign, HistoryEntry, Step, WorkerHeartbeat, default_split
 from .selectors import access_campaign
 
 # Steps may only be redefined while nothing has run.
@@ -64,6 +64,8 @@ def _write_steps(campaign: Campaign, steps: list[dict[str, Any]]) -> None:
         step.position = position
         step.pipeline_subset = spec["pipeline_subset"]
         step.requires_approval = spec["requires_approval"]
+        step.where = spec.get("where", "")
+        step.split = spec.get("split") or default_split()
         step.quality_gates = spec.get("quality_gates", [])
         step.metric_input = spec.get("metric_input", {})
         step.save()

@@ -46,10 +46,11 @@ cm campaign list [--type T] [--status S] [--owner USER] [--search TEXT] [--repo 
 cm campaign show NAME
 cm campaign create --from-yaml FILE|-
 cm campaign edit NAME [--set FIELD=VALUE ...] [--from-yaml FILE|-] [--comment TEXT] [--version N]
+                  (--set steps.STEP.split='{by: tract, skymap: NAME}' or steps.STEP.where=EXPR changes one step)
 cm campaign clone NAME NEW_NAME [--output-collection C] [--comment TEXT]
 cm campaign export NAME [-o FILE]
 cm campaign status NAME [STATUS] [--comment TEXT]     (without STATUS: steps, groups and failures of the run)
-cm campaign plan NAME                  (groups and estimated quanta that launch would make)
+cm campaign plan NAME                  (groups and estimated quanta that launch would make, or made and ran)
 cm campaign launch|pause|resume NAME [--comment TEXT]
 cm campaign archive NAME [--comment TEXT]
 cm campaign restore NAME
@@ -184,6 +185,9 @@ def _show(c: dict[str, Any]) -> str:
             notes.append("after " + ", ".join(step["depends_on"]))
         if step.get("requires_approval"):
             notes.append("needs approval")
+        notes.append(split_text(step.get("split")))
+        if step.get("where"):
+            notes.append(f"where {step['where']}")
         groups = step.get("groups") or []
         if groups:
             notes.append(f"{len(groups)} groups")
@@ -278,6 +282,9 @@ def _apply_sets(items: Sequence[str], fields: dict[str, Any], current: dict[str,
         if len(path) == 1:
             fields[key] = value
             continue
+        if top == "steps":
+            _set_step(key, path, value, fields, current)
+            continue
         # A dotted key changes one entry of a mapping field and keeps the others.
         if top not in fields:
             base = current.get(top)
@@ -290,6 +297,56 @@ def _apply_sets(items: Sequence[str], fields: dict[str, Any], current: dict[str,
                 raise CliError(f"--set {key}: {part} is not a mapping")
             target = target.setdefault(part, {})
         target[path[-1]] = value
+
+
+STEP_KEYS = (
+    "name", "pipeline_subset", "depends_on", "requires_approval", "where", "split", "quality_gates", "metric_input",
+)  # fmt: skip
+
+
+def _set_step(key: str, path: list[str], value: Any, fields: dict[str, Any], current: dict[str, Any]) -> None:
+    """``--set steps.STEP.split='{by: band}'`` (or ``steps.STEP.split.max_size=20``, ``steps.STEP.where=...``):
+    one part of one step, the others sent back as they are."""
+    if len(path) < 3:
+        raise CliError(f"--set {key}: name a step and a field, e.g. steps.step3.split='{{by: tract, skymap: NAME}}'")
+    if "steps" not in fields:
+        fields["steps"] = [{k: step[k] for k in STEP_KEYS if k in step} for step in current.get("steps") or []]
+    step = next((s for s in fields["steps"] if s.get("name") == path[1]), None)
+    if step is None:
+        names = ", ".join(s.get("name", "?") for s in fields["steps"]) or "none"
+        raise CliError(f"--set {key}: the campaign has no step {path[1]!r} (steps: {names})")
+    if path[2] not in STEP_KEYS:
+        raise CliError(f"--set {key}: a step has no field {path[2]!r} ({', '.join(STEP_KEYS)})")
+    if path[2] == "where" and not isinstance(value, str):
+        value = "" if value is None else str(value)
+    target = step
+    for part in path[2:-1]:
+        inner = target.get(part)
+        if inner is None:
+            inner = target[part] = {}
+        elif not isinstance(inner, dict):
+            raise CliError(f"--set {key}: {part} is not a mapping")
+        target = inner
+    target[path[-1]] = value
+
+
+def split_text(split: Any) -> str:
+    """A step's split in a few words (the server's own wording is in the plan)."""
+    split = split if isinstance(split, dict) and split else {"by": "night"}
+    by = split.get("by", "night")
+    if by in ("exposure", "visit", "detector"):
+        return f"by {by} (<= {split.get('max_size', 50)})"
+    if by == "tract":
+        return f"by tract of {split.get('skymap', '?')}" + (
+            f" (<= {split['max_size']} patches)" if split.get("max_size") else ""
+        )
+    if by == "list":
+        return f"list of {len(split.get('groups') or [])}"
+    if by == "dataid_set":
+        return (
+            f"chunks of {split.get('dataid_set', '?')}@v{split.get('version', '?')} (<= {split.get('max_size', '?')})"
+        )
+    return f"by {by}"
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -525,7 +582,7 @@ def cmd_steps(args: argparse.Namespace) -> int:
         return 0
     _out(
         _table(
-            ["#", "STEP", "SUBSET", "AFTER", "APPROVAL", "GROUPS"],
+            ["#", "STEP", "SUBSET", "AFTER", "APPROVAL", "SPLIT", "WHERE", "GROUPS"],
             [
                 [
                     s["position"] + 1,
@@ -533,6 +590,8 @@ def cmd_steps(args: argparse.Namespace) -> int:
                     s.get("pipeline_subset") or "-",
                     ", ".join(s.get("depends_on") or []) or "-",
                     "required" if s.get("requires_approval") else "-",
+                    split_text(s.get("split")),
+                    _short(s.get("where") or "-", 40),
                     len(s.get("groups") or []),
                 ]
                 for s in steps
@@ -942,25 +1001,56 @@ def _run_status_text(status: dict[str, Any]) -> str:
 
 
 def _plan_text(plan: dict[str, Any]) -> str:
+    launched = plan.get("launched")
+    what = "frozen at launch" if launched else "estimated from the registry"
     lines = [
         f"Plan of {plan['campaign']} ({plan['status']}): {plan['groups']} group(s), "
-        f"about {plan['quanta_total']} quanta (estimated from the registry)."
+        f"about {plan['quanta_total']} quanta ({what}). Pipeline {plan.get('pipeline', '-')}."
     ]
+    if plan.get("pipeline_problem"):
+        lines.append(f"{plan['pipeline_problem']}: the groups are shown without estimates.")
     if plan.get("dataid_sets"):
+        rows = plan.get("dataid_set_rows")
         lines.append(
-            f"Every group is limited to the DataID sets ({plan['dataid_sets']}): "
-            f"{plan.get('dataid_set_rows')} data IDs, passed as a data-ID table."
+            f"Every group is limited to the DataID sets ({plan['dataid_sets']})"
+            + (f": {rows} data IDs" if rows is not None else "")
+            + ", passed as a data-ID table."
         )
     for step in plan["steps"]:
         bound = " (upper bound: its inputs come from an earlier step)" if step["upper_bound"] else ""
         lines.append("")
         lines.append(f"Step {step['name']}: {len(step['groups'])} group(s), {step['quanta_total']} quanta{bound}")
+        lines.append(f"  pipeline {step['pipeline']}; split {step.get('split_text') or split_text(step.get('split'))}")
+        if step.get("where"):
+            lines.append(f"  step where: {step['where']}")
+        check = step.get("split_check")
+        if check:
+            lines.append(f"  split check ({check['state']}): {check['note']}")
         rows = []
         for group in step["groups"]:
             per_task = ", ".join(f"{k} {v}" for k, v in (group["quanta"] or {}).items()) or "not estimated"
             total = group["quanta_total"] if group["quanta_total"] is not None else "-"
-            rows.append([group["name"], total, per_task, group["where"]])
-        lines.append(_table(["GROUP", "QUANTA", "PER TASK", "WHERE"], rows))
+            tables = "; ".join(
+                f"{t['name']} ({t['rows'] if t.get('rows') is not None else t.get('problem', '?')} rows)"
+                for t in group.get("data_id_tables") or []
+            )
+            where = group["where"] + (f" + table {tables}" if tables else "")
+            row = [group["name"], total, per_task]
+            if launched:
+                ran = group.get("ran") or {}
+                done = (
+                    f"{ran.get('succeeded', 0)} ok, {ran.get('failed', 0)} failed of {ran.get('quanta_total', 0)}"
+                    if ran.get("attempts")
+                    else "not run"
+                )
+                row = [group["name"], group.get("status", ""), total, per_task, done]
+            rows.append([*row, where])
+        header = (
+            ["GROUP", "STATUS", "ESTIMATE", "PER TASK", "RAN", "WHERE"]
+            if launched
+            else ["GROUP", "QUANTA", "PER TASK", "WHERE"]
+        )
+        lines.append(_table(header, rows))
     if plan.get("uncounted_groups"):
         lines.append(f"\n{plan['uncounted_groups']} group(s) not estimated (CM_PLAN_MAX_COUNTED_GROUPS).")
     if plan.get("launchable"):

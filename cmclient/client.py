@@ -453,8 +453,10 @@ class Client(TagTablesMixin, SelectionsMixin, MetricsMixin, FlagsMixin):
         return self._campaign_action(name_or_id, "resume", comment)
 
     def plan(self, name_or_id: str | int) -> dict[str, Any]:
-        """What launching a campaign would do, without doing it: each step's ``groups`` with their
-        ``where`` and estimated quanta per task (``quanta``, ``quanta_total``)."""
+        """The plan of a campaign. Before launch, what launching it would do, without doing it: each step's
+        ``split`` and its ``split_check``, its ``groups`` with their ``where``, ``data_id_tables`` and estimated
+        quanta per task (``quanta``, ``quanta_total``). Once launched (``launched``), the groups as they were
+        frozen, each with its own estimate and what ran (``ran``: succeeded and failed counts, per task)."""
         return self._json("GET", f"campaigns/{self.resolve(name_or_id)}/plan/")
 
     def run_status(self, name_or_id: str | int) -> dict[str, Any]:

@@ -303,3 +303,9 @@ CM_RECONCILE_READY_AFTER_SECONDS = env_int("CM_RECONCILE_READY_AFTER_SECONDS", 6
 CM_PROGRESS_INTERVAL_SECONDS = env_int("CM_PROGRESS_INTERVAL_SECONDS", 20)
 # The launch plan estimates quanta for at most this many groups (one registry query per task and group).
 CM_PLAN_MAX_COUNTED_GROUPS = env_int("CM_PLAN_MAX_COUNTED_GROUPS", 200)
+# The check that a step's groups cover its data exactly once (campaigns.execution.split_check): at most this
+# many groups are compared data ID by data ID, holding at most this many data IDs; beyond, the plan says so.
+CM_SPLIT_CHECK_MAX_GROUPS = env_int("CM_SPLIT_CHECK_MAX_GROUPS", 200)
+CM_SPLIT_CHECK_MAX_ROWS = env_int("CM_SPLIT_CHECK_MAX_ROWS", 200_000)
+# A group's data-ID table larger than this is not joined in the plan's estimate (which is then an upper bound).
+CM_PLAN_MAX_TABLE_ROWS = env_int("CM_PLAN_MAX_TABLE_ROWS", 100_000)

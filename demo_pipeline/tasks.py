@@ -1,4 +1,4 @@
-"""The two PipelineTasks of the demo pipeline (``pipelines/drp.yaml``).
+"""The four PipelineTasks of the demo pipeline (``pipelines/drp.yaml``), in the shape of Rubin's DRP.
 
 ``Step1Task`` (dimensions ``instrument, exposure, detector``)
     reads one ``raw`` (a dict of synthetic image statistics written by
@@ -15,6 +15,17 @@
     visits: the QuantumGraph builder relates ``exposure`` to ``visit`` through the
     ``visit_definition`` join table, which the dimension universe always joins when both
     dimensions are present) and writes ``visitSummary`` and ``step2_metrics``.
+
+``Step3Task`` (dimensions ``skymap, tract, patch, band``)
+    a coadd-like summary of one patch in one band: reads the ``visitSummary`` of every visit
+    of that band that overlaps the patch (the QuantumGraph builder relates visits and patches
+    through their regions: the registry's spatial join, finer through ``visit_detector_region``
+    when the data query names detectors) and writes ``coaddSummary`` (number of visits, the
+    depth of their coadd, its PSF, ...) and ``step3_metrics``.
+
+``Step4Task`` (dimensions ``skymap, tract``)
+    reads the ``coaddSummary`` of every patch and band of a tract and writes ``tractSummary``
+    and ``step4_metrics`` (patches, bands, median and shallowest depth).
 
 Everything is a deterministic function of the raw content, so a rerun gives the same
 numbers, and the bad exposures of the demo repo (poor seeing, a dome light left on)
@@ -84,6 +95,13 @@ __all__ = [
     "Step2Config",
     "Step2Connections",
     "Step2Task",
+    "Step3Config",
+    "Step3Connections",
+    "Step3Task",
+    "Step4Config",
+    "Step4Connections",
+    "Step4Task",
+    "coadd_depth",
     "data_id_string",
     "fail_draw",
     "make_metric_bundle",
@@ -491,3 +509,186 @@ class Step2Task(PipelineTask):
             self.config.datasetIdentifier,
         )
         return Struct(visitSummary=summary, step2_metrics=metrics)
+
+
+# --------------------------------------------------------------------------------------
+# Step 3: per (tract, patch, band): a coadd-like summary of the visits overlapping the patch
+# --------------------------------------------------------------------------------------
+
+
+def coadd_depth(depths: Iterable[float | None]) -> float | None:
+    """The 5-sigma depth of a coadd of images of these depths (mag): the fluxes at the limit add in
+    inverse variance, ``1.25 log10(sum 10**(0.8 m_i))``; ``None`` when no depth is known."""
+    known = [float(m) for m in depths if m is not None]
+    if not known:
+        return None
+    return 1.25 * math.log10(sum(10 ** (0.8 * m) for m in known))
+
+
+class Step3Connections(PipelineTaskConnections, dimensions=("skymap", "tract", "patch", "band")):
+    visitSummaries = cT.Input(
+        doc="visitSummary of every visit of the band that overlaps the patch (related through their regions).",
+        name="visitSummary",
+        storageClass=STORAGE_CLASS,
+        dimensions=("instrument", "visit"),
+        multiple=True,
+    )
+    coaddSummary = cT.Output(
+        doc="Coadd-like summary of one patch in one band: visits, depth of their coadd, PSF, sources.",
+        name="coaddSummary",
+        storageClass=STORAGE_CLASS,
+        dimensions=("skymap", "tract", "patch", "band"),
+    )
+    step3_metrics = cT.Output(
+        doc="Per-patch-and-band metrics in the JSON shape of an analysis_tools MetricMeasurementBundle.",
+        name="step3_metrics",
+        storageClass=STORAGE_CLASS,
+        dimensions=("skymap", "tract", "patch", "band"),
+    )
+
+
+class Step3Config(PipelineTaskConfig, FaultInjectionConfig, pipelineConnections=Step3Connections):
+    datasetIdentifier = pexConfig.Field[str](
+        doc="Value of '__dataset_identifier' in the metric bundles.", default="DemoCam", optional=True
+    )
+
+
+class Step3Task(PipelineTask):
+    """Combine the ``visitSummary`` of the visits overlapping a patch into a ``coaddSummary``."""
+
+    ConfigClass = Step3Config
+    _DefaultName = "step3"
+    config: Step3Config
+
+    def runQuantum(
+        self,
+        butlerQC: QuantumContext,
+        inputRefs: InputQuantizedConnection,
+        outputRefs: OutputQuantizedConnection,
+    ) -> None:
+        data_id = butlerQC.quantum.dataId
+        assert data_id is not None, "quanta of a task with dimensions always have a data ID"
+        _maybe_fail(self.config, self.getName(), data_id)
+        inputs = butlerQC.get(inputRefs)
+        outputs = self.run(**inputs, data_id=dict(data_id.required))
+        butlerQC.put(outputs, outputRefs)
+
+    def run(self, visitSummaries: Sequence[Mapping[str, Any]], data_id: Mapping[str, Any] | None = None) -> Struct:
+        visits = sorted(visitSummaries, key=lambda s: int(s.get("visit") or 0))
+        if not visits:
+            raise NoWorkFound("No visitSummary overlaps this patch in this band.")
+        data_id = dict(data_id or {"band": visits[0].get("band")})
+        depth = coadd_depth(v.get("median_limiting_magnitude") for v in visits)
+        psf = [v.get("median_psf_fwhm") for v in visits]
+        summary = {
+            "skymap": data_id.get("skymap"),
+            "tract": data_id.get("tract"),
+            "patch": data_id.get("patch"),
+            "band": data_id.get("band", visits[0].get("band")),
+            "n_visits": len(visits),
+            "visits": [v.get("visit") for v in visits],
+            "coadd_depth": _round(depth),
+            "median_psf_fwhm": _round(_median(psf)),
+            "max_psf_fwhm": _round(max((p for p in psf if p is not None), default=None)),
+            "total_source_count": int(sum(int(v.get("total_source_count") or 0) for v in visits)),
+            "median_sky_background": _round(_median(v.get("median_sky_background") for v in visits), 2),
+        }
+        metrics = make_metric_bundle(
+            {
+                "coaddDepthMetrics": [
+                    ("coadd_depth", summary["coadd_depth"], "mag"),
+                    ("n_visits", summary["n_visits"], ""),
+                ],
+                "coaddPsfMetrics": [("coadd_psf_fwhm", summary["median_psf_fwhm"], "arcsec")],
+                "coaddSourceMetrics": [("coadd_source_count", summary["total_source_count"], "")],
+            },
+            data_id,
+            self.config.datasetIdentifier,
+        )
+        return Struct(coaddSummary=summary, step3_metrics=metrics)
+
+
+# --------------------------------------------------------------------------------------
+# Step 4: per tract
+# --------------------------------------------------------------------------------------
+
+
+class Step4Connections(PipelineTaskConnections, dimensions=("skymap", "tract")):
+    coaddSummaries = cT.Input(
+        doc="coaddSummary of every patch and band of the tract.",
+        name="coaddSummary",
+        storageClass=STORAGE_CLASS,
+        dimensions=("skymap", "tract", "patch", "band"),
+        multiple=True,
+    )
+    tractSummary = cT.Output(
+        doc="Per-tract summary: patches and bands covered, median and shallowest coadd depth.",
+        name="tractSummary",
+        storageClass=STORAGE_CLASS,
+        dimensions=("skymap", "tract"),
+    )
+    step4_metrics = cT.Output(
+        doc="Per-tract metrics in the JSON shape of an analysis_tools MetricMeasurementBundle.",
+        name="step4_metrics",
+        storageClass=STORAGE_CLASS,
+        dimensions=("skymap", "tract"),
+    )
+
+
+class Step4Config(PipelineTaskConfig, FaultInjectionConfig, pipelineConnections=Step4Connections):
+    datasetIdentifier = pexConfig.Field[str](
+        doc="Value of '__dataset_identifier' in the metric bundles.", default="DemoCam", optional=True
+    )
+
+
+class Step4Task(PipelineTask):
+    """Summarise the ``coaddSummary`` datasets of a tract into a ``tractSummary``."""
+
+    ConfigClass = Step4Config
+    _DefaultName = "step4"
+    config: Step4Config
+
+    def runQuantum(
+        self,
+        butlerQC: QuantumContext,
+        inputRefs: InputQuantizedConnection,
+        outputRefs: OutputQuantizedConnection,
+    ) -> None:
+        data_id = butlerQC.quantum.dataId
+        assert data_id is not None, "quanta of a task with dimensions always have a data ID"
+        _maybe_fail(self.config, self.getName(), data_id)
+        inputs = butlerQC.get(inputRefs)
+        outputs = self.run(**inputs, data_id=dict(data_id.required))
+        butlerQC.put(outputs, outputRefs)
+
+    def run(self, coaddSummaries: Sequence[Mapping[str, Any]], data_id: Mapping[str, Any] | None = None) -> Struct:
+        coadds = sorted(coaddSummaries, key=lambda s: (int(s.get("patch") or 0), str(s.get("band") or "")))
+        if not coadds:
+            raise NoWorkFound("No coaddSummary in this tract.")
+        data_id = dict(data_id or {"tract": coadds[0].get("tract")})
+        depths = [c.get("coadd_depth") for c in coadds if c.get("coadd_depth") is not None]
+        summary = {
+            "skymap": data_id.get("skymap"),
+            "tract": data_id.get("tract"),
+            "n_patches": len({c.get("patch") for c in coadds}),
+            "bands": sorted({str(c.get("band")) for c in coadds}),
+            "n_coadds": len(coadds),
+            "median_coadd_depth": _round(_median(depths)),
+            "shallowest_coadd_depth": _round(min(depths) if depths else None),
+            "max_visits_per_patch": max(int(c.get("n_visits") or 0) for c in coadds),
+        }
+        metrics = make_metric_bundle(
+            {
+                "tractCoverageMetrics": [
+                    ("tract_n_patches", summary["n_patches"], ""),
+                    ("tract_n_coadds", summary["n_coadds"], ""),
+                ],
+                "tractDepthMetrics": [
+                    ("tract_median_depth", summary["median_coadd_depth"], "mag"),
+                    ("tract_shallowest_depth", summary["shallowest_coadd_depth"], "mag"),
+                ],
+            },
+            data_id,
+            self.config.datasetIdentifier,
+        )
+        return Struct(tractSummary=summary, step4_metrics=metrics)

@@ -8,6 +8,13 @@ numbered ``day_obs * 100000 + seq_num`` with ``obs_id`` like
 with pointings, one-to-one visits, and a small ``raw`` dataset (a YAML mapping
 of synthetic image statistics) per exposure × detector in ``DemoCam/raw/all``.
 
+Regions, so that the registry's spatial join works as in a DRP repo: each visit covers a 0.7° square
+around its field, each detector one cell of a 3 × 3 grid of it (``visit_detector_region``: detector
+``R22_Sxy`` at column x (RA) and row y (Dec)). The skymap ``demo_sky_v1`` (``skymap``, ``tract``,
+``patch`` records defined directly, as obs packages do not exist on PyPI) has two tracts per field, west
+(``2k``) and east (``2k + 1``) of the field's centre, each 1° × 1° and cut into 2 × 2 patches of 0.5°
+(patch id ``2 * cell_y + cell_x``): a visit overlaps both tracts of its field and two patches of each.
+
 Everything is deterministic: the same arguments build the same repository.
 The raw statistics vary between exposures and a few are clearly bad (poor
 seeing, a dome light left on, a dead amplifier) so that QA has something to find.
@@ -37,6 +44,10 @@ TARGETS = {
     "WIDE-D": (35.700, -4.750),
 }
 DEFAULT_NIGHTS = (20251121, 20251122, 20251123)
+SKYMAP = "demo_sky_v1"
+VISIT_HALF_WIDTH = 0.35  # degrees: a visit covers 0.7° x 0.7°
+TRACT_WIDTH = 1.0  # degrees (RA x cos(Dec), and Dec)
+PATCHES_PER_SIDE = 2
 CALIBRATION_SEQUENCE = (("bias", 1), ("bias", 2), ("dark", 3), ("dark", 4), ("flat", 5), ("flat", 6))
 FIRST_SCIENCE_SEQ = 150
 
@@ -146,17 +157,81 @@ def raw_content(spec: ExposureSpec, detector: int, seed: int = 2025) -> dict[str
     }
 
 
-def _region(ra: float, dec: float, half_width_deg: float = 0.35):
+def _box(ra_min: float, ra_max: float, dec_min: float, dec_max: float):
+    """A convex polygon with these corners (RA and Dec in degrees)."""
     from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 
-    cos_dec = max(math.cos(math.radians(dec)), 1e-3)
-    corners = [
-        (ra - half_width_deg / cos_dec, dec - half_width_deg),
-        (ra + half_width_deg / cos_dec, dec - half_width_deg),
-        (ra + half_width_deg / cos_dec, dec + half_width_deg),
-        (ra - half_width_deg / cos_dec, dec + half_width_deg),
-    ]
+    corners = [(ra_min, dec_min), (ra_max, dec_min), (ra_max, dec_max), (ra_min, dec_max)]
     return ConvexPolygon([UnitVector3d(LonLat.fromDegrees(r, d)) for r, d in corners])
+
+
+def _cos_dec(dec: float) -> float:
+    return max(math.cos(math.radians(dec)), 1e-3)
+
+
+def _region(ra: float, dec: float, half_width_deg: float = VISIT_HALF_WIDTH):
+    width = half_width_deg / _cos_dec(dec)
+    return _box(ra - width, ra + width, dec - half_width_deg, dec + half_width_deg)
+
+
+def detector_region(ra: float, dec: float, detector: int):
+    """The region of detector ``R22_Sxy`` (index ``3x + y``): column x in RA, row y in Dec of the visit's square."""
+    column, row = divmod(detector, 3)
+    cell = 2 * VISIT_HALF_WIDTH / 3
+    ra_min = ra - VISIT_HALF_WIDTH / _cos_dec(dec) + column * cell / _cos_dec(dec)
+    dec_min = dec - VISIT_HALF_WIDTH + row * cell
+    return _box(ra_min, ra_min + cell / _cos_dec(dec), dec_min, dec_min + cell)
+
+
+def skymap_records() -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The ``skymap``, ``tract`` and ``patch`` records of ``demo_sky_v1`` (see the module's docstring)."""
+    import hashlib
+
+    skymap = {
+        "name": SKYMAP,
+        "hash": hashlib.sha1(SKYMAP.encode(), usedforsecurity=False).digest(),  # an id, as skymaps have
+        "tract_max": 2 * len(TARGETS),
+        "patch_nx_max": PATCHES_PER_SIDE,
+        "patch_ny_max": PATCHES_PER_SIDE,
+    }
+    tracts, patches = [], []
+    patch_width = TRACT_WIDTH / PATCHES_PER_SIDE
+    for k, (ra, dec) in enumerate(TARGETS.values()):
+        scale = _cos_dec(dec)
+        for side in (0, 1):  # west of the field's centre, then east
+            tract = 2 * k + side
+            ra_min = ra - (1 - side) * TRACT_WIDTH / scale
+            dec_min = dec - TRACT_WIDTH / 2
+            tracts.append(
+                {
+                    "skymap": SKYMAP,
+                    "id": tract,
+                    "region": _box(ra_min, ra_min + TRACT_WIDTH / scale, dec_min, dec_min + TRACT_WIDTH),
+                }
+            )
+            for cell_y in range(PATCHES_PER_SIDE):
+                for cell_x in range(PATCHES_PER_SIDE):
+                    left = ra_min + cell_x * patch_width / scale
+                    bottom = dec_min + cell_y * patch_width
+                    patches.append(
+                        {
+                            "skymap": SKYMAP,
+                            "tract": tract,
+                            "id": cell_y * PATCHES_PER_SIDE + cell_x,
+                            "cell_x": cell_x,
+                            "cell_y": cell_y,
+                            "region": _box(left, left + patch_width / scale, bottom, bottom + patch_width),
+                        }
+                    )
+    return skymap, tracts, patches
+
+
+def insert_skymap(registry) -> None:
+    """Define the demo skymap's records (the registry records their overlaps for its spatial joins)."""
+    skymap, tracts, patches = skymap_records()
+    registry.insertDimensionData("skymap", skymap)
+    registry.insertDimensionData("tract", *tracts)
+    registry.insertDimensionData("patch", *patches)
 
 
 def insert_instrument(registry, *, detectors: int, nights: tuple[int, ...] | list[int]) -> None:
@@ -242,6 +317,7 @@ def build_demo_repo(
         insert_instrument(registry, detectors=detectors, nights=nights)
         registry.insertDimensionData("group", *({"instrument": INSTRUMENT, "name": s.obs_id} for s in specs))
         exposure_rows, visit_rows, definitions, memberships = [], [], [], []
+        detector_regions: list[dict[str, Any]] = []
         for s in specs:
             ra, dec = TARGETS.get(s.target, (None, None))
             end = s.start + timedelta(seconds=s.exposure_time)
@@ -296,6 +372,16 @@ def build_demo_repo(
                     }
                 )
                 definitions.append({"instrument": INSTRUMENT, "exposure": s.exposure_id, "visit": s.exposure_id})
+                if ra is not None and dec is not None:
+                    detector_regions.extend(
+                        {
+                            "instrument": INSTRUMENT,
+                            "visit": s.exposure_id,
+                            "detector": det,
+                            "region": detector_region(ra, dec, det),
+                        }
+                        for det in range(detectors)
+                    )
                 memberships.append({"instrument": INSTRUMENT, "visit_system": VISIT_SYSTEM[0], "visit": s.exposure_id})
         registry.insertDimensionData("exposure", *exposure_rows)
         registry.insertDimensionData(
@@ -305,6 +391,9 @@ def build_demo_repo(
             registry.insertDimensionData("visit", *visit_rows)
             registry.insertDimensionData("visit_definition", *definitions)
             registry.insertDimensionData("visit_system_membership", *memberships)
+        if detector_regions:
+            registry.insertDimensionData("visit_detector_region", *detector_regions)
+        insert_skymap(registry)
 
     raws = 0
     if with_raws:

@@ -104,7 +104,7 @@ class StepStatusSerializer(serializers.ModelSerializer):
     class Meta:
         model = Step
         fields = [
-            "id", "name", "position", "pipeline_subset", "depends_on", "requires_approval", "split", "status",
+            "id", "name", "position", "pipeline_subset", "depends_on", "requires_approval", "where", "split", "status",
             "approved_by", "approved_at", "approval_comment", "output_collection", "error", "groups",
         ]  # fmt: skip
 

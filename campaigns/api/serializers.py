@@ -43,6 +43,15 @@ class StepSerializer(serializers.Serializer):
     pipeline_subset = serializers.CharField(required=False, allow_blank=True, default="")
     depends_on = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     requires_approval = serializers.BooleanField(required=False, default=False)
+    where = serializers.CharField(
+        required=False, allow_blank=True, help_text="A Butler 'where' ANDed to the campaign's data query for this step."
+    )
+    split = JSONField(
+        required=False,
+        help_text='How the step is cut into groups, e.g. {"by": "night"}, {"by": "visit", "max_size": 20}, '
+        '{"by": "tract", "skymap": "hsc_rings_v1"}, {"by": "list", "groups": [{"name": "a", "where": "..."}]}, '
+        '{"by": "dataid_set", "dataid_set": "NAME", "max_size": 1000} (default: by night).',
+    )
     quality_gates = serializers.ListField(child=JSONField(), required=False, help_text='e.g. ["psf_fwhm median < 1.1"]')
     metric_input = JSONField(
         required=False, help_text='e.g. {"step": "step1", "metric": "psf_fwhm", "op": "<", "threshold": 1.2}'
@@ -62,8 +71,8 @@ class StepDetailSerializer(serializers.ModelSerializer):
     class Meta:
         model = Step
         fields = [
-            "id", "name", "position", "pipeline_subset", "depends_on", "requires_approval", "quality_gates",
-            "metric_input", "groups",
+            "id", "name", "position", "pipeline_subset", "depends_on", "requires_approval", "where", "split",
+            "quality_gates", "metric_input", "groups",
         ]  # fmt: skip
 
     def get_depends_on(self, step: Step) -> list[str]:

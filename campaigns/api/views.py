@@ -289,7 +289,9 @@ class CampaignViewSet(viewsets.GenericViewSet):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"])
     def plan(self, request: Request, pk: str) -> Response:
-        """What launch would do: each step's groups with their data selection and estimated quanta. Writes nothing."""
+        """The plan: before launch, what launch would do (each step's groups, their data selection, estimated
+        quanta, the check of its split); once launched, each group's frozen where and data-ID tables with its
+        own estimate and the quanta that ran. Writes nothing."""
         from ..execution.plan import campaign_plan
 
         return Response(campaign_plan(user=request.user, campaign_id=int(pk)).to_dict())

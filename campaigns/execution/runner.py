@@ -205,6 +205,18 @@ def build_spec(submission: Submission):
     extra = dict(settings_bps.get("extra") or {})
     config_overrides = extra.pop("config_overrides", {}) or {}
     config_files = extra.pop("config_files", {}) or {}
+    if config_overrides or config_files:
+        # A campaign's overrides name the tasks of all its steps; pipetask refuses a label its subset lacks.
+        from lsst_adapter.estimate import pipeline_labels
+        from lsst_adapter.registry import RepoError
+
+        try:
+            labels = set(pipeline_labels(planning.step_pipeline(campaign, step)))
+        except RepoError:
+            labels = None  # pipetask itself will say what is wrong with the pipeline
+        if labels is not None:
+            config_overrides = {k: v for k, v in config_overrides.items() if k in labels}
+            config_files = {k: v for k, v in config_files.items() if k in labels}
     upstream = [s.output_collection for s in step.depends_on.order_by("-position") if s.output_collection]
     inputs = list(dict.fromkeys([*upstream, *campaign.input_collections]))
     skip = existing_collections(repo, submission.skip_existing_in) if submission.skip_existing_in else []

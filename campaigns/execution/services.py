@@ -28,11 +28,14 @@ from ..choices import (
     SubmissionKind,
     SubmissionState,
 )
+from ..definition import snapshot
 from ..models import CHANGE, Campaign, ErrorRule, Group, Step, Submission
 from ..selectors import access_campaign
 from ..signals import group_outputs_final
+from ..splits import describe as describe_split
 from . import planning
 from .runner import BLOCKING_WMS
+from .split_check import check_split
 from .state import enqueue_groups, move_group, ready_groups_of, record_history, roll_up
 
 
@@ -78,20 +81,30 @@ def _locked_step(user, step_id: int) -> tuple[Campaign, Step]:
 
 @transaction.atomic
 def step_split_set(*, user, step_id: int, split: dict[str, Any], comment: str = "") -> Step:
-    """Set how a step is cut into groups (only before launch)."""
+    """Set how a step is cut into groups (only before launch): a definition edit, recorded in the history.
+
+    The same rule can be given in the definition itself (``steps[i].split``: YAML, API, form)."""
+    from ..splits import is_default, split_or_raise
+
     campaign, step = _locked_step(user, step_id)
     if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.READY):
         raise ValidationError({"split": "The split of a launched campaign cannot change."})
-    clean = planning.clean_split(split)
-    if clean == step.split:
+    clean = split_or_raise(split, repo_label=campaign.butler_repo_id)
+    if clean == (step.split or planning.DEFAULT_SPLIT):
         return step
-    old = step.split
+    before = snapshot(campaign)["steps"]
     step.split = clean
     step.save(update_fields=["split"])
+    after = snapshot(campaign)["steps"]
+    campaign.version += 1
+    campaign.save(update_fields=["version", "updated"])
     record_history(
-        campaign=campaign, actor=user, changes={f"step {step.name} split": [old, clean]}, comment=comment,
+        campaign=campaign,
+        actor=user,
+        changes={"steps": [before, after]},
+        comment=comment or f"Step {step.name} split {'by night' if is_default(clean) else 'changed'}.",
         action=HistoryAction.EDIT,
-    )  # fmt: skip
+    )
     return step
 
 
@@ -117,11 +130,18 @@ def campaign_launch(*, user, campaign_id: int, comment: str = "") -> Campaign:
     steps = list(campaign.steps.order_by("position"))
     planning.require_launchable(steps, campaign.pipeline)
     repo = campaign.butler_repo
+    plan: list[tuple[Step, list[planning.PlannedGroup]]] = []
+    checks: list[str] = []
     try:
         open_repo_check(repo.config_uri)
-        exposures, resolved = planning.plan_inputs(
-            campaign, need_exposures=any(planning.needs_exposures(s) for s in steps)
-        )
+        planner = planning.Planner.for_steps(campaign, steps)
+        resolved = planner.resolved
+        shapes: dict[str, Any] = {}
+        for step in steps:
+            groups, check = plan_step(planner, step, shapes=shapes)
+            plan.append((step, groups))
+            if check.state == "unchecked":
+                checks.append(f"{step.name}: {check.note}")
     except RepoError as exc:
         raise ValidationError({"butler_repo": str(exc)}) from exc
 
@@ -129,12 +149,6 @@ def campaign_launch(*, user, campaign_id: int, comment: str = "") -> Campaign:
     if not campaign.output_collection:
         campaign.output_collection = planning.campaign_collection(campaign)
         changes["output_collection"] = ["", campaign.output_collection]
-    plan: list[tuple[Step, list[planning.PlannedGroup]]] = []
-    for step in steps:
-        groups = planning.plan_groups(campaign, step, exposures)
-        if not groups:
-            raise ValidationError({"steps": f"Step {step.name} selects no data: its split made no groups."})
-        plan.append((step, groups))
 
     old_status = campaign.status
     campaign.version += 1
@@ -155,7 +169,10 @@ def campaign_launch(*, user, campaign_id: int, comment: str = "") -> Campaign:
             group.where = planned.where
             group.status = GroupStatus.WAITING
             group.output_collection = planning.group_collection(campaign, step, planned.name)
-            group.data_id_table = table
+            own = (
+                str(inputs.write_split_table(campaign, step.name, planned.name, planned.table)) if planned.table else ""
+            )
+            group.data_id_table = "\n".join(p for p in (table, own) if p)
             # Field checks only: names are unique by construction (split rules refuse duplicates).
             group.full_clean(exclude=["step"], validate_unique=False, validate_constraints=False)
             (old_groups if group.pk else new_groups).append(group)
@@ -174,13 +191,46 @@ def campaign_launch(*, user, campaign_id: int, comment: str = "") -> Campaign:
         actor=user,
         action=HistoryAction.LAUNCH,
         changes={"status": [old_status, CampaignStatus.RUNNING], **changes},
-        comment=(comment.strip() + "\n" if comment.strip() else "") + f"Planned {summary}.",
+        comment=(comment.strip() + "\n" if comment.strip() else "")
+        + f"Planned {summary}."
+        + "".join(f"\nSplit {note}." for note in checks),
     )
     roll_up(campaign.pk, actor=user)
     # Which exposures each group covers (the exposure page): worked out by a task, off the launch's path.
     coverage.campaign_coverage_record_enqueue(campaign.pk)
     campaign.refresh_from_db()
     return campaign
+
+
+def plan_step(planner: planning.Planner, step: Step, *, shapes: dict[str, Any] | None = None):
+    """(groups, split check) of one step: refused (``ValidationError``) when the split makes no group or
+    would drop or duplicate data. ``shapes`` caches pipeline shapes by pipeline URI."""
+    from lsst_adapter.estimate import pipeline_shape
+    from lsst_adapter.registry import RepoError
+
+    campaign = planner.campaign
+    groups = planner.groups(step)
+    if not groups:
+        raise ValidationError(
+            {"steps": f"Step {step.name} selects no data: its split ({describe_split(step.split)}) made no groups."}
+        )
+    uri = planning.step_pipeline(campaign, step)
+    shapes = {} if shapes is None else shapes
+    if uri not in shapes:
+        try:
+            shapes[uri] = pipeline_shape(uri, campaign.butler_repo.config_uri, list(campaign.input_collections or []))
+        except RepoError as exc:
+            # Named as the user wrote it: where the server found the file is not theirs to see.
+            raise ValidationError({"pipeline": planning.pipeline_message(str(exc), campaign)}) from exc
+    check = check_split(
+        campaign=campaign,
+        step=step,
+        groups=groups,
+        shape=shapes[uri],
+        where=planning.step_where(campaign, step),
+        tables=planner.tables,
+    )
+    return groups, check
 
 
 # --------------------------------------------------------------------------------------
@@ -384,7 +434,9 @@ def step_input_table_set(*, step_id: int, path: str, comment: str) -> int:
     changed = 0
     for group in Group.objects.filter(step=step).select_for_update():
         # Keep the campaign's DataID-set table: pipetask ANDs several --data-id-table options.
-        kept = [p for p in inputs.table_paths(group.data_id_table) if inputs.is_sets_table(p)]
+        kept = [
+            p for p in inputs.table_paths(group.data_id_table) if inputs.is_sets_table(p) or inputs.is_split_table(p)
+        ]
         value = "\n".join([*kept, path])
         if value != group.data_id_table:
             Group.objects.filter(pk=group.pk).update(data_id_table=value)

@@ -25,6 +25,7 @@ def fill_campaign_form(page, *, name: str, data_query: str) -> None:
     page.fill("#id_data_query", data_query)
     page.fill("#id_steps-0-name", "step1")
     page.fill("#id_steps-0-pipeline_subset", "step1")
+    page.click("#add-step-row")  # one empty step row is offered; more on demand
     page.fill("#id_steps-1-name", "step2")
     page.fill("#id_steps-1-pipeline_subset", "step2")
     page.fill("#id_steps-1-depends_on", "step1")

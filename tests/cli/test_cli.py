@@ -248,7 +248,7 @@ def test_show_prints_a_readable_campaign(cm, campaign, science_user):
     assert "Input collections:  DemoCam/raw/all" in out
     assert "Check the new PSF model on one week of data" in out
     assert "1. step1" in out
-    assert "2. step2  (subset step2; after step1; needs approval)" in out
+    assert "2. step2  (subset step2; after step1; needs approval; by night)" in out
     assert "You may edit:       no" in out
 
 
@@ -293,7 +293,10 @@ def test_steps_lists_steps_in_order(cm, campaign, owner):
 
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines()[1:]]
-    assert rows == [["1", "step1", "step1", "-", "-", "0"], ["2", "step2", "step2", "step1", "required", "0"]]
+    assert rows == [
+        ["1", "step1", "step1", "-", "-", "by", "night", "-", "0"],
+        ["2", "step2", "step2", "step1", "required", "by", "night", "-", "0"],
+    ]
 
 
 # --- writing -------------------------------------------------------------------------------------

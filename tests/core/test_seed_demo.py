@@ -37,6 +37,14 @@ def test_seed_demo_creates_people_and_campaigns_and_launches_the_mini_drp(butler
     assert w48.status == "running"
     step1 = Group.objects.filter(step__campaign=w48, step__name="step1")
     assert step1.count() == 2 and set(step1.values_list("status", flat=True)) == {"ready"}
+    # The DRP shape: steps 3 and 4 cut by tract of the demo skymap (g and r visits of DEEP-A and DEEP-B).
+    for step in ("step3", "step4"):
+        names = (
+            Group.objects.filter(step__campaign=w48, step__name=step)
+            .order_by("position")
+            .values_list("name", flat=True)
+        )
+        assert list(names) == ["tract-0", "tract-1", "tract-2", "tract-3"]
 
 
 def test_seed_demo_twice_changes_nothing(butler_repo, capsys):

@@ -8,6 +8,7 @@ pipetask process costs about 2-3 s. None of these tests touch the Django databas
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -222,6 +223,37 @@ def test_step2_run_aggregates_detectors():
     assert visit["worst_detector"] == worst["detector"] and visit["max_psf_fwhm"] == worst["psf_fwhm"]
     assert metric_value(result.step2_metrics, "n_detectors") == 3.0
     assert metric_value(result.step2_metrics, "median_psf_fwhm") == visit["median_psf_fwhm"]
+
+
+def test_step3_summarises_a_patch_as_a_coadd_of_its_visits_and_step4_a_tract():
+    from demo_pipeline.tasks import Step1Task, Step2Task, Step3Task, Step4Task, coadd_depth
+
+    step1, step2 = Step1Task(), Step2Task()
+    visits = [
+        step2.run(
+            [step1.run(_raw(exposure, d)).calexpSummary for d in DETECTORS], data_id={"visit": exposure}
+        ).visitSummary
+        for exposure in (GOOD, POOR_SEEING)
+    ]
+    # (This night has one exposure per band: the task trusts its quantum's data ID for the band.)
+    patch = {"skymap": "demo_sky_v1", "tract": 0, "patch": 1, "band": visits[0]["band"]}
+    result = Step3Task().run(list(reversed(visits)), data_id=patch)
+    coadd = result.coaddSummary
+    assert coadd["visits"] == [GOOD, POOR_SEEING] and coadd["n_visits"] == 2
+    depths = [v["median_limiting_magnitude"] for v in visits]
+    # Two images: deeper than the deeper one; two equal images would gain 1.25 log10(2) = 0.38 mag.
+    assert max(depths) < coadd["coadd_depth"] <= max(depths) + 0.38
+    assert coadd_depth([24.0, 24.0]) == pytest.approx(24.0 + 1.25 * math.log10(2))
+    assert coadd_depth([None]) is None
+    assert metric_value(result.step3_metrics, "coadd_depth") == coadd["coadd_depth"]
+    assert metric_value(result.step3_metrics, "n_visits") == 2.0
+
+    other = Step3Task().run(visits[:1], data_id={**patch, "patch": 3}).coaddSummary
+    tract = Step4Task().run([coadd, other], data_id={"skymap": "demo_sky_v1", "tract": 0})
+    summary = tract.tractSummary
+    assert (summary["n_patches"], summary["n_coadds"], summary["max_visits_per_patch"]) == (2, 2, 2)
+    assert summary["shallowest_coadd_depth"] == min(coadd["coadd_depth"], other["coadd_depth"])
+    assert metric_value(tract.step4_metrics, "tract_n_patches") == 2.0
 
 
 # --------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 
 from campaigns import services
 from campaigns.choices import GroupStatus
-from campaigns.execution import campaign_launch, step_split_set
+from campaigns.execution import campaign_launch
 from campaigns.execution.plan import campaign_plan
 from campaigns.yaml_io import campaign_to_yaml, parse_campaign_yaml
 from tagging.services.dataids import UploadSource, dataidset_create
@@ -198,7 +198,9 @@ def test_a_group_whose_sets_leave_nothing_fails_its_preflight_saying_so(
     )
     step = campaign.steps.get()
     where = f"exposure.day_obs = {NIGHT}"
-    step_split_set(user=owner, step_id=step.pk, split={"by": "list", "groups": [{"name": "late", "where": where}]})
+    services.step_groups_define(
+        user=owner, campaign_id=campaign.pk, step_name=step.name, groups=[{"name": "late", "data_query": where}]
+    )
     campaign = campaign_launch(user=owner, campaign_id=campaign.pk)
     group = campaign.steps.get().groups.get()
     with django_capture_on_commit_callbacks(execute=True):

@@ -113,10 +113,11 @@ def test_a_remote_wms_run_is_recorded_at_once_and_finished_by_the_poller(make_ex
     # "noop" is the adapter's test WMS, not a choice people get: set it directly.
     Campaign.objects.filter(pk=campaign.pk).update(bps={"wms": "noop", "compute_site": "local"})
     step = campaign.steps.get()
-    step_split_set(
+    services.step_groups_define(
         user=owner,
-        step_id=step.pk,
-        split={"by": "list", "groups": [{"name": "one", "where": "exposure.seq_num = 150"}]},
+        campaign_id=campaign.pk,
+        step_name="step1",
+        groups=[{"name": "one", "data_query": "exposure.seq_num = 150"}],
     )
     campaign_launch(user=owner, campaign_id=campaign.pk)
     assert run_ready_groups(campaign) == ["submitted"]
@@ -135,10 +136,11 @@ def test_an_empty_quantum_graph_fails_the_group_in_preflight(make_exec_campaign,
     campaign = make_exec_campaign(steps=[{"name": "step1", "pipeline_subset": "step1"}])
     step = campaign.steps.get()
     # The registry has these exposures, but the where also asks for a detector that has no raws.
-    step_split_set(
+    services.step_groups_define(
         user=owner,
-        step_id=step.pk,
-        split={"by": "list", "groups": [{"name": "none", "where": "detector = 8 AND exposure.seq_num = 150"}]},
+        campaign_id=campaign.pk,
+        step_name="step1",
+        groups=[{"name": "none", "data_query": "detector = 8 AND exposure.seq_num = 150"}],
     )
     campaign_launch(user=owner, campaign_id=campaign.pk)
     assert run_ready_groups(campaign) == ["failed: empty QuantumGraph"]

@@ -9,9 +9,10 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
+from campaigns import services
 from campaigns.choices import CoverageState
 from campaigns.coverage import campaign_coverage_record, group_coverage_record, pending_groups
-from campaigns.execution import campaign_launch, step_split_set
+from campaigns.execution import campaign_launch
 from campaigns.execution.services import step_input_table_set
 from campaigns.models import Group, GroupCoverage, GroupExposure
 from tagging.dataids.writers import ecsv_text
@@ -38,10 +39,16 @@ def eager_celery(monkeypatch):
 
 
 def launch(make_exec_campaign, owner, groups: dict[str, str], **overrides):
+    """Groups with these wheres, overlapping or leaving data out on purpose: pre-defined groups (a list split
+    that drops or duplicates data would be refused at launch)."""
     campaign = make_exec_campaign(steps=[{"name": "step1", "pipeline_subset": "step1"}], **overrides)
     step = campaign.steps.get()
-    split = {"by": "list", "groups": [{"name": n, "where": w} for n, w in groups.items()]}
-    step_split_set(user=owner, step_id=step.pk, split=split)
+    services.step_groups_define(
+        user=owner,
+        campaign_id=campaign.pk,
+        step_name="step1",
+        groups=[{"name": n, "data_query": w} for n, w in groups.items()],
+    )
     campaign_launch(user=owner, campaign_id=campaign.pk)
     return {g.name: g for g in Group.objects.filter(step=step)}
 

@@ -63,7 +63,7 @@ def test_split_rules_are_validated():
     for bad in ({"by": "tract"}, {"by": "exposure", "max_size": 0}, {"by": "list", "groups": []}, {"x": 1}):
         with pytest.raises(ValidationError):
             clean_split(bad)
-    with pytest.raises(ValidationError, match="used twice"):
+    with pytest.raises(ValidationError, match="used by another group"):
         clean_split({"by": "list", "groups": [{"name": "a", "where": "x=1"}, {"name": "a", "where": "x=2"}]})
 
 

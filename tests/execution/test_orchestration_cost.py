@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from campaigns import services
 from campaigns.choices import GroupStatus, HistoryAction, SubmissionState
-from campaigns.execution import campaign_launch, runner, step_split_set
+from campaigns.execution import campaign_launch, runner
 from campaigns.models import Campaign, Group, GroupTransition, HistoryEntry, Submission
 from lsst_adapter import bps
 
@@ -95,8 +96,8 @@ def launched(make_exec_campaign, owner):
     campaign = make_exec_campaign(steps=[{"name": "step1", "pipeline_subset": "step1"}])
     Campaign.objects.filter(pk=campaign.pk).update(bps={"wms": "noop", "compute_site": "local"})
     step = campaign.steps.get()
-    groups = [{"name": f"g{i}", "where": f"exposure.seq_num = 150 AND detector = {i}"} for i in range(GROUPS)]
-    step_split_set(user=owner, step_id=step.pk, split={"by": "list", "groups": groups})
+    groups = [{"name": f"g{i}", "data_query": f"exposure.seq_num = 150 AND detector = {i}"} for i in range(GROUPS)]
+    services.step_groups_define(user=owner, campaign_id=campaign.pk, step_name=step.name, groups=groups)
     campaign_launch(user=owner, campaign_id=campaign.pk)
     return campaign
 

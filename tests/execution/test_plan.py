@@ -77,7 +77,7 @@ def test_plan_page_shows_groups_and_quanta_and_launches(client, make_exec_campai
     campaign.refresh_from_db()
     assert campaign.status == "running"
     again = client.get(f"/campaigns/{campaign.pk}/plan/").content.decode()
-    assert 'id="launch-campaign"' not in again and "only a draft or ready campaign can be launched" in again
+    assert 'id="launch-campaign"' not in again and "Plan, frozen at launch" in again
 
 
 def test_plan_page_shows_why_a_campaign_cannot_launch(client, make_exec_campaign, owner):
@@ -112,11 +112,18 @@ def test_plan_api(client, make_exec_campaign, owner):
     assert step1["name"] == "step1" and step1["quanta_total"] == 8
     assert step1["groups"][0] == {
         "name": "night-20251121",
+        "status": "",
         "where": step1["groups"][0]["where"],
+        "data_id_tables": [],
         "quanta": {"step1": 4},
         "quanta_total": 4,
+        "estimate_note": "",
+        "ran": None,
     }
+    assert step1["pipeline"] == "demo/pipelines/drp.yaml#step1"  # as written, not where the server found it
+    assert step1["split"] == {"by": "night"} and step1["split_check"]["state"] == "partition"
     assert body["steps"][1]["depends_on"] == ["step1"] and body["steps"][1]["upper_bound"] is True
     broken = make_exec_campaign(pipeline="demo/pipelines/nope.yaml")
     response = client.get(f"/api/v1/campaigns/{broken.pk}/plan/")
-    assert response.status_code == 400 and "does not exist" in response.json()["pipeline"][0]
+    assert response.status_code == 400
+    assert response.json()["pipeline"] == ["The pipeline file demo/pipelines/nope.yaml does not exist."]

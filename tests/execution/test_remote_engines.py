@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from campaigns import services
 from campaigns.choices import GroupStatus, SubmissionState
-from campaigns.execution import campaign_launch, group_cancel, step_split_set
+from campaigns.execution import campaign_launch, group_cancel
 from campaigns.execution.runner import poll_running_groups
 from campaigns.models import Group, Submission
 from tests.execution.conftest import run_ready_groups
@@ -53,7 +54,13 @@ def _campaign(make_exec_campaign, owner, wms: str, extra: dict[str, Any]):
     campaign = make_exec_campaign(bps={"compute_site": "SLAC" if wms == "panda" else "local", "wms": wms,
                                        "extra": extra})  # fmt: skip
     step1 = campaign.steps.order_by("position").first()
-    step_split_set(user=owner, step_id=step1.pk, split={"by": "list", "groups": GROUPS})
+    # Pre-defined groups: three of the four exposure-nights (a list split leaving one out is refused at launch).
+    services.step_groups_define(
+        user=owner,
+        campaign_id=campaign.pk,
+        step_name=step1.name,
+        groups=[{"name": g["name"], "data_query": g["where"]} for g in GROUPS],
+    )
     campaign_launch(user=owner, campaign_id=campaign.pk)
     return campaign, step1
 

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from campaigns import services as campaign_services
 from campaigns.coverage import campaign_coverage_record
-from campaigns.execution import campaign_launch, step_split_set
+from campaigns.execution import campaign_launch
 from campaigns.models import Campaign, Group
 from metrics import selectors
 from tagging.models import Exposure
@@ -33,9 +33,13 @@ EXPOSURE = E(N1, 151)
 
 def launch(make_exec_campaign, owner, name: str, groups: dict[str, str], *, record: bool = True, **overrides):
     campaign = make_exec_campaign(name=name, steps=[{"name": "step1", "pipeline_subset": "step1"}], **overrides)
-    step = campaign.steps.get()
-    split = {"by": "list", "groups": [{"name": n, "where": w} for n, w in groups.items()]}
-    step_split_set(user=owner, step_id=step.pk, split=split)
+    # Pre-defined groups: they overlap or leave data out on purpose (a list split doing so is refused).
+    campaign_services.step_groups_define(
+        user=owner,
+        campaign_id=campaign.pk,
+        step_name="step1",
+        groups=[{"name": n, "data_query": w} for n, w in groups.items()],
+    )
     campaign_launch(user=owner, campaign_id=campaign.pk)
     if record:  # what the task sent at launch does
         campaign_coverage_record(campaign_id=campaign.pk)

@@ -41,8 +41,12 @@ CAMPAIGNS = [
             "name": "w48-minidrp",
             "campaign_type": "mini-drp",
             "reason": "Check the new PSF model on one week of data before it goes into the next DRP.",
-            "description": "Mini-DRP over the **week 48** DemoCam nights.\n\n- step1: per-detector ISR + PSF\n"
-            "- step2: per-visit summary\n\nCompare with `w46-minidrp` afterwards.",
+            "description": "Mini-DRP over the **week 48** DemoCam nights, in the shape of Rubin's DRP.\n\n"
+            "- step1: per-detector ISR + PSF (one group per night)\n"
+            "- step2: per-visit summary (needs approval)\n"
+            "- step3: per patch and band, a coadd-like summary of the visits that overlap the patch "
+            "(one group per tract of `demo_sky_v1`)\n"
+            "- step4: per-tract summary (one group per tract)\n\nCompare with `w46-minidrp` afterwards.",
             "visibility": "public",
             "butler_repo": "demo",
             "pipeline": "demo/pipelines/drp.yaml",
@@ -56,6 +60,18 @@ CAMPAIGNS = [
             "steps": [
                 {"name": "step1", "pipeline_subset": "step1"},
                 {"name": "step2", "pipeline_subset": "step2", "depends_on": ["step1"], "requires_approval": True},
+                {
+                    "name": "step3",
+                    "pipeline_subset": "step3",
+                    "depends_on": ["step2"],
+                    "split": {"by": "tract", "skymap": "demo_sky_v1"},
+                },
+                {
+                    "name": "step4",
+                    "pipeline_subset": "step4",
+                    "depends_on": ["step3"],
+                    "split": {"by": "tract", "skymap": "demo_sky_v1"},
+                },
             ],
         },
     },

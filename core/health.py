@@ -4,7 +4,7 @@
   database outage never makes an orchestrator restart every web process at once.
 - ``/readyz`` (readiness) runs django-health-check's database check, our broker check, and whatever the apps
   register with ``register_readiness_check`` (the tagging app registers its Butler repositories).
-  It answers 200 when all pass and 500 otherwise, as JSON, with a short reason per check and never a
+  It answers 200 when all pass and 503 otherwise, as JSON, with a short reason per check and never a
   traceback, a password or a path.
 """
 
@@ -69,7 +69,7 @@ def readiness_checks() -> list[HealthCheck]:
 
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
-    """``/readyz``: each check's answer by name, ``"OK"`` or its short reason; 200 when all pass, else 500.
+    """``/readyz``: each check's answer by name, ``"OK"`` or its short reason; 200 when all pass, else 503.
 
     The checks run one after another in this thread (each has its own client timeout), as a plain view: no event
     loop, so the answer does not depend on how the server runs Django.
@@ -87,7 +87,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
         else:
             answers[repr(check)] = "OK"
     failing = any(answer != "OK" for answer in answers.values())
-    return JsonResponse(answers, status=500 if failing else 200)
+    return JsonResponse(answers, status=503 if failing else 200)
 
 
 @never_cache

@@ -9,7 +9,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
-from campaigns.execution import campaign_launch, step_split_set
+from campaigns.execution import campaign_launch
+from campaigns.services import step_groups_define
 from core.roles import set_role
 from tests.conftest import PASSWORD
 from tests.execution import conftest as execution_fixtures
@@ -45,7 +46,9 @@ def test_the_inbox_banner_and_list_show_what_waits_and_staff_act_from_them(
 ):
     erin = get_user_model().objects.create_user("erin", "erin@example.org", PASSWORD)
     set_role(erin, "staff")
-    waiting = waiting_campaign(make_exec_campaign, owner, collaborators=["erin"])
+    waiting = waiting_campaign(
+        make_exec_campaign, owner, step2_split={"by": "visit", "max_size": 50}, collaborators=["erin"]
+    )
     name = waiting.campaign.name
 
     login(page, "alice")
@@ -127,8 +130,8 @@ def test_a_real_failed_quantum_on_the_group_page_its_log_and_the_error_summary(
         },
     )
     step = campaign.steps.get()
-    one_night = {"by": "list", "groups": [{"name": "n21", "where": "exposure.day_obs = 20251121"}]}
-    step_split_set(user=owner, step_id=step.pk, split=one_night)
+    one_night = [{"name": "n21", "data_query": "exposure.day_obs = 20251121"}]
+    step_groups_define(user=owner, campaign_id=campaign.pk, step_name=step.name, groups=one_night)
     campaign_launch(user=owner, campaign_id=campaign.pk)
     assert run_ready_groups(campaign) == ["failed"]
     group = step.groups.get()

@@ -10,6 +10,7 @@ from typing import Any
 from campaigns.execution import campaign_launch, step_split_set
 from campaigns.execution.runner import submission_claim, submission_record_prepared, submission_record_result
 from campaigns.models import Campaign, Group, Step, Submission
+from campaigns.services import step_groups_define
 from lsst_adapter.bps import FailedQuantum, GroupProgress, PreparedWorkflow
 
 FAIL_ID = {"instrument": "DemoCam", "exposure": 2025112100151, "detector": 1}
@@ -21,7 +22,8 @@ STEPS = [
     {"name": "step2", "pipeline_subset": "step2", "depends_on": ["step1"], "requires_approval": True},
     {"name": "extra", "pipeline_subset": "step1"},
 ]
-ONE_NIGHT = {"by": "list", "groups": [{"name": "n1", "where": "exposure.day_obs = 20251121"}]}
+# One pre-defined group of one night (the split check would refuse a list split that leaves the other night out).
+ONE_NIGHT = [{"name": "n1", "data_query": "exposure.day_obs = 20251121"}]
 
 
 def ok() -> GroupProgress:
@@ -76,11 +78,14 @@ class Waiting:
     failed_group: Group
 
 
-def waiting_campaign(make_exec_campaign, owner, **overrides: Any) -> Waiting:
-    """A launched campaign whose step2 awaits approval and one of whose groups (extra/night-20251121) failed."""
+def waiting_campaign(make_exec_campaign, owner, *, step2_split: dict | None = None, **overrides: Any) -> Waiting:
+    """A launched campaign whose step2 awaits approval and one of whose groups (extra/night-20251121) failed;
+    ``step2_split`` is set (a definition edit) before the launch."""
     campaign = make_exec_campaign(steps=STEPS, **overrides)
     step1 = campaign.steps.get(name="step1")
-    step_split_set(user=owner, step_id=step1.pk, split=ONE_NIGHT)
+    step_groups_define(user=owner, campaign_id=step1.campaign_id, step_name=step1.name, groups=ONE_NIGHT)
+    if step2_split is not None:
+        step_split_set(user=owner, step_id=campaign.steps.get(name="step2").pk, split=step2_split)
     campaign_launch(user=owner, campaign_id=campaign.pk)
     run(step1.groups.get(), ok())
     extra = campaign.steps.get(name="extra")

@@ -14,9 +14,10 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from campaigns.execution import campaign_launch, step_split_set
+from campaigns.execution import campaign_launch
 from campaigns.execution.runner import match_rule
 from campaigns.models import ErrorRule, QuantumError, Submission
+from campaigns.services import step_groups_define
 from tests.execution.conftest import CLUSTER_BY_EXPOSURE, run_ready_groups
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
@@ -35,8 +36,8 @@ def failed_group(make_exec_campaign, owner, caplog):
         },
     )
     step = campaign.steps.get()
-    one_night = {"by": "list", "groups": [{"name": "n21", "where": "exposure.day_obs = 20251121"}]}
-    step_split_set(user=owner, step_id=step.pk, split=one_night)
+    one_night = [{"name": "n21", "data_query": "exposure.day_obs = 20251121"}]
+    step_groups_define(user=owner, campaign_id=campaign.pk, step_name=step.name, groups=one_night)
     campaign_launch(user=owner, campaign_id=campaign.pk)
     with caplog.at_level(logging.INFO):
         assert run_ready_groups(campaign) == ["failed"]

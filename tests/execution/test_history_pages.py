@@ -47,14 +47,15 @@ def test_the_history_is_paginated_newest_first(make_campaign, owner, client):
 
 
 def test_definition_edits_and_execution_events_are_separate_tabs_in_words(make_exec_campaign, owner, client, api):
-    waiting = waiting_campaign(make_exec_campaign, owner)
+    waiting = waiting_campaign(make_exec_campaign, owner, step2_split={"by": "visit", "max_size": 50})
     campaign = waiting.campaign
     client.force_login(owner)
 
     definition = client.get(f"/campaigns/{campaign.pk}/?history=definition").content.decode()
-    assert set(_entries(definition)) == {"create", "edit"}  # the split of step1 is a definition edit
+    assert set(_entries(definition)) == {"create", "edit"}  # the split of step2 is a definition edit
     text = _history(definition)
-    assert "Split of step step1" in text and "one group per night" in text and "1 named group (n1)" in text
+    # The split is part of the steps' definition: the edit shows the steps before and after, in words.
+    assert "step2 (subset step2; after step1; needs approval; groups of at most 50 visits)" in text
     assert "step1 (subset step1) | step2 (subset step2; after step1; needs approval)" in text
     assert '{"' not in text and "[&quot;" not in text and '["' not in text  # no raw JSON
 
@@ -72,7 +73,11 @@ def test_definition_edits_and_execution_events_are_separate_tabs_in_words(make_e
     entries = api(owner).get(f"/api/v1/campaigns/{campaign.pk}/history/?page_size=200").json()["results"]
     lines = [line for entry in entries for line in entry["lines"]]
     assert "Step step2: waiting → awaiting approval" in lines
-    assert "Split of step step1: one group per night → 1 named group (n1)" in lines
+    assert (
+        "Steps: step1 (subset step1) | step2 (subset step2; after step1; needs approval) | extra (subset step1) → "
+        "step1 (subset step1) | step2 (subset step2; after step1; needs approval; groups of at most 50 visits) | "
+        "extra (subset step1)"
+    ) in lines
     everything = client.get(f"/campaigns/{campaign.pk}/").content.decode()
     assert len(_entries(everything)) == len(_entries(definition)) + len(_entries(execution))
     assert 'id="history-tab-all"' in everything and 'class="tab active" aria-current="true" id="history-tab-all"' in (

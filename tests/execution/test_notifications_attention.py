@@ -9,8 +9,9 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 
-from campaigns.execution import campaign_launch, error_rule_create, step_split_set
+from campaigns.execution import campaign_launch, error_rule_create
 from campaigns.models import Notification
+from campaigns.services import step_groups_define
 from campaigns.tasks import group_run, notify
 from metrics import tasks as metric_tasks
 from metrics.services import step_check_run
@@ -57,8 +58,11 @@ def _gate_held(make_exec_campaign, owner, hook, events, capture):
         steps=STEPS_WITH_GATE, notify={"emails": ["ops@example.org"], "webhook": hook.url, "events": events}
     )
     step1 = campaign.steps.get(name="step1")
-    step_split_set(
-        user=owner, step_id=step1.pk, split={"by": "list", "groups": [{"name": "n1", "where": "day_obs = 20251121"}]}
+    step_groups_define(
+        user=owner,
+        campaign_id=campaign.pk,
+        step_name="step1",
+        groups=[{"name": "n1", "data_query": "day_obs = 20251121"}],
     )
     campaign = campaign_launch(user=owner, campaign_id=campaign.pk)
     _finish_step1(campaign, owner, {GOOD: [1.3, 1.25], OTHER: [1.2, 1.4]}, capture)

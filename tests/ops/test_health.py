@@ -41,7 +41,7 @@ def test_readiness_fails_naming_the_repo_but_not_its_location_when_a_repo_cannot
 ):
     butler_repo_upsert(label="gone", config_uri=str(tmp_path / "no-such-repo"), default_instrument="DemoCam")
     response = client.get("/readyz")
-    assert response.status_code == 500
+    assert response.status_code == 503
     text = response.content.decode()
     assert "gone: not reachable" in text
     assert str(tmp_path) not in text
@@ -51,7 +51,7 @@ def test_readiness_fails_naming_the_repo_but_not_its_location_when_a_repo_cannot
 def test_readiness_fails_when_the_broker_cannot_be_reached_and_does_not_show_its_password(client, settings):
     settings.CELERY_BROKER_URL = "redis://:s3cret-password@127.0.0.1:9/0"  # nothing listens on port 9
     response = client.get("/readyz")
-    assert response.status_code == 500
+    assert response.status_code == 503
     text = response.content.decode()
     assert "cannot reach the broker at redis (127.0.0.1:9)" in text
     assert "s3cret" not in text
